@@ -1,0 +1,510 @@
+//! Requests parsed from JSON into domain types, once, with every problem reported against
+//! the field it concerns (`items[1].qty must be at least 1`).
+//!
+//! Parsing works on a `serde_json::Value` rather than a derived struct so that one request
+//! gets all of its field errors at once, named by path, with our wording.
+
+use std::collections::HashMap;
+
+use serde_json::{Map, Value};
+
+use crate::error::{Error, FieldError};
+use crate::model::{OrderFilter, ProductSpec};
+use crate::money::Money;
+use crate::status::OrderStatus;
+use crate::types::{Email, ProductId, Qty, Stock, UserId};
+
+/// Most lines an order may have.
+pub const MAX_ITEMS: usize = 100;
+/// Most orders one page of a listing may hold.
+pub const MAX_PAGE: u32 = 100;
+/// Page size when `limit` is absent.
+pub const DEFAULT_PAGE: u32 = 20;
+
+/// A validated `POST /orders` body (prices not yet known).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateOrder {
+    pub user_id: UserId,
+    pub customer_email: Option<Email>,
+    pub items: Vec<LineRequest>,
+    pub total_amount: Option<Money>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineRequest {
+    pub product_id: ProductId,
+    pub qty: Qty,
+}
+
+/// A validated `GET /orders` query.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListOrders {
+    pub filter: OrderFilter,
+    pub limit: u32,
+    pub cursor: Option<String>,
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Collects field errors while walking one object.
+struct Fields<'a, 'e> {
+    obj: &'a Map<String, Value>,
+    prefix: String,
+    errors: &'e mut Vec<FieldError>,
+}
+
+impl<'a> Fields<'a, '_> {
+    fn path(&self, name: &str) -> String {
+        format!("{}{}", self.prefix, name)
+    }
+
+    fn err(&mut self, name: &str, reason: impl Into<String>) {
+        let field = self.path(name);
+        self.errors.push(FieldError::new(field, reason));
+    }
+
+    fn reject_unknown(&mut self, known: &[&str]) {
+        let mut unknown: Vec<&String> = self
+            .obj
+            .keys()
+            .filter(|k| !known.contains(&k.as_str()))
+            .collect();
+        unknown.sort();
+        for k in unknown {
+            let reason = format!("is not a known field (expected one of: {})", known.join(", "));
+            self.err(k, reason);
+        }
+    }
+
+    /// A present, non-null value.
+    fn get(&self, name: &str) -> Option<&'a Value> {
+        self.obj.get(name).filter(|v| !v.is_null())
+    }
+
+    fn string(&mut self, name: &str, required: bool) -> Option<&'a str> {
+        match self.get(name) {
+            None => {
+                if required {
+                    self.err(name, "is required");
+                }
+                None
+            }
+            Some(Value::String(s)) => Some(s.as_str()),
+            Some(other) => {
+                let reason = format!("must be a string, not {}", type_name(other));
+                self.err(name, reason);
+                None
+            }
+        }
+    }
+
+    fn parse<T: std::str::FromStr<Err = crate::types::InvalidValue>>(
+        &mut self,
+        name: &str,
+        required: bool,
+    ) -> Option<T> {
+        let s = self.string(name, required)?;
+        match s.parse() {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.err(name, e.0);
+                None
+            }
+        }
+    }
+
+    fn text(&mut self, name: &str, max: usize) -> Option<String> {
+        let s = self.string(name, true)?;
+        let t = s.trim();
+        if t.is_empty() {
+            self.err(name, "must not be blank");
+            None
+        } else if t.chars().count() > max {
+            self.err(name, format!("must be at most {max} characters"));
+            None
+        } else if t.chars().any(char::is_control) {
+            self.err(name, "must not contain control characters");
+            None
+        } else {
+            Some(t.to_owned())
+        }
+    }
+
+    fn integer(&mut self, name: &str, min: u64, max: u64) -> Option<u64> {
+        let v = match self.get(name) {
+            None => {
+                self.err(name, "is required");
+                return None;
+            }
+            Some(v) => v,
+        };
+        match v {
+            Value::Number(n) => match n.as_u64() {
+                Some(u) if u < min => self.err(name, format!("must be at least {min}")),
+                Some(u) if u > max => self.err(name, format!("must be at most {max}")),
+                Some(u) => return Some(u),
+                None if n.as_i64().is_some() => self.err(name, format!("must be at least {min}")),
+                None => self.err(name, "must be a whole number"),
+            },
+            other => {
+                let reason = format!("must be an integer, not {}", type_name(other));
+                self.err(name, reason);
+            }
+        }
+        None
+    }
+
+    fn money(&mut self, name: &str, required: bool) -> Option<Money> {
+        let Some(v) = self.get(name) else {
+            if required {
+                self.err(name, "is required");
+            }
+            return None;
+        };
+        match Money::from_json(v) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                self.err(name, e.to_string());
+                None
+            }
+        }
+    }
+}
+
+fn as_object<'a>(v: &'a Value, what: &str) -> Result<&'a Map<String, Value>, Error> {
+    v.as_object().ok_or_else(|| {
+        Error::invalid_field(what, format!("must be a JSON object, not {}", type_name(v)))
+    })
+}
+
+/// Parses a create-order body.
+pub fn parse_create_order(body: &Value) -> Result<CreateOrder, Error> {
+    let obj = as_object(body, "body")?;
+    let mut errors = Vec::new();
+    let mut f = Fields {
+        obj,
+        prefix: String::new(),
+        errors: &mut errors,
+    };
+    f.reject_unknown(&["userId", "customerEmail", "items", "totalAmount"]);
+    let user_id = f.parse::<UserId>("userId", true);
+    let customer_email = f.parse::<Email>("customerEmail", false);
+    let total_amount = f.money("totalAmount", false);
+    let items = match f.get("items") {
+        None => {
+            f.err("items", "is required");
+            None
+        }
+        Some(Value::Array(a)) if a.is_empty() => {
+            f.err("items", "must contain at least 1 item");
+            None
+        }
+        Some(Value::Array(a)) if a.len() > MAX_ITEMS => {
+            f.err("items", format!("must contain at most {MAX_ITEMS} items"));
+            None
+        }
+        Some(Value::Array(a)) => Some(parse_lines(a, &mut errors)),
+        Some(other) => {
+            let reason = format!("must be an array, not {}", type_name(other));
+            f.err("items", reason);
+            None
+        }
+    };
+    match (user_id, items, errors.is_empty()) {
+        (Some(user_id), Some(items), true) => Ok(CreateOrder {
+            user_id,
+            customer_email,
+            items,
+            total_amount,
+        }),
+        _ => Err(Error::invalid(errors)),
+    }
+}
+
+fn parse_lines(lines: &[Value], errors: &mut Vec<FieldError>) -> Vec<LineRequest> {
+    let mut out = Vec::with_capacity(lines.len());
+    let mut seen: HashMap<ProductId, usize> = HashMap::new();
+    for (i, line) in lines.iter().enumerate() {
+        let Some(obj) = line.as_object() else {
+            errors.push(FieldError::new(
+                format!("items[{i}]"),
+                format!("must be an object, not {}", type_name(line)),
+            ));
+            continue;
+        };
+        let mut f = Fields {
+            obj,
+            prefix: format!("items[{i}]."),
+            errors,
+        };
+        f.reject_unknown(&["productId", "sku", "qty"]);
+        // `sku` is seed 000's name for the product id.
+        let name = match (f.get("productId"), f.get("sku")) {
+            (Some(_), Some(_)) => {
+                f.err("sku", "must not be given together with productId");
+                None
+            }
+            (None, None) => {
+                f.err("productId", "is required");
+                None
+            }
+            (Some(_), None) => Some("productId"),
+            (None, Some(_)) => Some("sku"),
+        };
+        let product_id = name.and_then(|n| f.parse::<ProductId>(n, true));
+        let qty = f
+            .integer("qty", 1, u64::from(Qty::MAX))
+            .and_then(|q| u32::try_from(q).ok())
+            .and_then(|q| Qty::new(q).ok());
+        if let (Some(product_id), Some(qty)) = (product_id, qty) {
+            if let Some(first) = seen.get(&product_id) {
+                errors.push(FieldError::new(
+                    format!("items[{i}].{}", name.unwrap_or("productId")),
+                    format!("{product_id} is already ordered in items[{first}]; order each product once"),
+                ));
+            } else {
+                seen.insert(product_id.clone(), i);
+                out.push(LineRequest { product_id, qty });
+            }
+        }
+    }
+    out
+}
+
+/// Parses a `PUT /products/{productId}` body for the product in the path.
+pub fn parse_product(path_id: &str, body: &Value) -> Result<ProductSpec, Error> {
+    let product_id: ProductId = path_id
+        .parse()
+        .map_err(|e: crate::types::InvalidValue| Error::invalid_field("productId", e.0))?;
+    let obj = as_object(body, "body")?;
+    let mut errors = Vec::new();
+    let mut f = Fields {
+        obj,
+        prefix: String::new(),
+        errors: &mut errors,
+    };
+    f.reject_unknown(&["productId", "name", "price", "stock", "category", "currency"]);
+    if let Some(body_id) = f.string("productId", false)
+        && body_id != product_id.as_str()
+    {
+        f.err("productId", "must match the product id in the path");
+    }
+    if let Some(cur) = f.string("currency", false)
+        && cur != crate::money::CURRENCY
+    {
+        let reason = format!("must be {} (the only currency)", crate::money::CURRENCY);
+        f.err("currency", reason);
+    }
+    let name = f.text("name", 200);
+    let price = f.money("price", true);
+    if price == Some(Money::ZERO) {
+        f.err("price", "must be greater than 0");
+    }
+    let stock = f
+        .integer("stock", 0, u64::from(u32::MAX / 2))
+        .and_then(|s| Stock::try_from(s).ok());
+    let category = f.text("category", 100);
+    match (name, price, stock, category, errors.is_empty()) {
+        (Some(name), Some(price), Some(stock), Some(category), true) => Ok(ProductSpec {
+            product_id,
+            name,
+            price,
+            stock,
+            category,
+        }),
+        _ => Err(Error::invalid(errors)),
+    }
+}
+
+/// Parses the query string pairs of `GET /orders`.
+pub fn parse_list_orders(pairs: &[(String, String)]) -> Result<ListOrders, Error> {
+    let mut errors = Vec::new();
+    let mut out = ListOrders {
+        filter: OrderFilter::default(),
+        limit: DEFAULT_PAGE,
+        cursor: None,
+    };
+    let mut seen = Vec::new();
+    for (k, v) in pairs {
+        if seen.contains(&k.as_str()) {
+            errors.push(FieldError::new(k, "must be given at most once"));
+            continue;
+        }
+        seen.push(k.as_str());
+        match k.as_str() {
+            "userId" => match v.parse::<UserId>() {
+                Ok(u) => out.filter.user_id = Some(u),
+                Err(e) => errors.push(FieldError::new("userId", e.0)),
+            },
+            "status" => match v.parse::<OrderStatus>() {
+                Ok(s) => out.filter.status = Some(s),
+                Err(e) => errors.push(FieldError::new("status", e.0)),
+            },
+            "limit" => match v.parse::<u32>() {
+                Ok(n) if (1..=MAX_PAGE).contains(&n) => out.limit = n,
+                _ => errors.push(FieldError::new(
+                    "limit",
+                    format!("must be a whole number from 1 to {MAX_PAGE}"),
+                )),
+            },
+            "cursor" => {
+                if v.is_empty() || v.len() > 512 {
+                    errors.push(FieldError::new("cursor", "is not a valid cursor"));
+                } else {
+                    out.cursor = Some(v.clone());
+                }
+            }
+            other => errors.push(FieldError::new(
+                other,
+                "is not a known query parameter (expected userId, status, limit, cursor)",
+            )),
+        }
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(Error::invalid(errors))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn fields(e: Error) -> Vec<(String, String)> {
+        match e {
+            Error::Invalid { details, .. } => {
+                details.into_iter().map(|d| (d.field, d.reason)).collect()
+            }
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_the_seed_001_example() {
+        let req = parse_create_order(&json!({
+            "userId": "user-123", "customerEmail": "ada@example.com",
+            "items": [{"productId": "PROD-001", "qty": 2}, {"productId": "PROD-003", "qty": 1}],
+            "totalAmount": 109.97
+        }))
+        .unwrap();
+        assert_eq!(req.items.len(), 2);
+        assert_eq!(req.total_amount.unwrap().minor(), 10997);
+    }
+
+    #[test]
+    fn accepts_sku_as_an_alias() {
+        let req = parse_create_order(&json!({
+            "userId": "u1", "items": [{"sku": "SKU123", "qty": 2}]
+        }))
+        .unwrap();
+        assert_eq!(req.items[0].product_id.as_str(), "SKU123");
+    }
+
+    #[test]
+    fn reports_every_bad_field_by_path() {
+        let errs = fields(
+            parse_create_order(&json!({
+                "userId": "", "customerEmail": "nope", "extra": 1, "totalAmount": 1.234,
+                "items": [{"productId": "P1", "qty": 0}, 5, {"qty": 1.5, "productId": "P2"},
+                          {"productId": "P1", "qty": 1}, {"productId": "P3", "sku": "P3", "qty": 1}]
+            }))
+            .unwrap_err(),
+        );
+        let names: Vec<&str> = errs.iter().map(|(f, _)| f.as_str()).collect();
+        for expected in [
+            "extra",
+            "userId",
+            "customerEmail",
+            "totalAmount",
+            "items[0].qty",
+            "items[1]",
+            "items[2].qty",
+            "items[4].sku",
+        ] {
+            assert!(names.contains(&expected), "{expected} missing in {names:?}");
+        }
+    }
+
+    #[test]
+    fn duplicate_products_are_refused() {
+        let errs = fields(
+            parse_create_order(&json!({
+                "userId": "u", "items": [{"productId": "P1", "qty": 1}, {"sku": "P1", "qty": 2}]
+            }))
+            .unwrap_err(),
+        );
+        assert_eq!(errs[0].0, "items[1].sku");
+        assert!(errs[0].1.contains("items[0]"));
+    }
+
+    #[test]
+    fn item_count_bounds() {
+        let none = fields(parse_create_order(&json!({"userId": "u", "items": []})).unwrap_err());
+        assert_eq!(none[0].0, "items");
+        let many: Vec<Value> = (0..101)
+            .map(|i| json!({"productId": format!("P{i}"), "qty": 1}))
+            .collect();
+        let errs = fields(parse_create_order(&json!({"userId": "u", "items": many})).unwrap_err());
+        assert!(errs[0].1.contains("at most 100"));
+        let missing = fields(parse_create_order(&json!({})).unwrap_err());
+        assert_eq!(missing.len(), 2);
+        assert!(parse_create_order(&json!([1])).is_err());
+    }
+
+    #[test]
+    fn list_query() {
+        let q = parse_list_orders(&[
+            ("userId".into(), "u1".into()),
+            ("status".into(), "PENDING".into()),
+            ("limit".into(), "5".into()),
+        ])
+        .unwrap();
+        assert_eq!(q.limit, 5);
+        for (k, v) in [
+            ("limit", "0"),
+            ("limit", "101"),
+            ("limit", "x"),
+            ("status", "DONE"),
+            ("page", "2"),
+            ("cursor", ""),
+        ] {
+            let errs = fields(parse_list_orders(&[(k.into(), v.into())]).unwrap_err());
+            assert_eq!(errs[0].0, k);
+        }
+    }
+
+    #[test]
+    fn products() {
+        let p = parse_product(
+            "PROD-011",
+            &json!({"name": "Cable", "price": 9.99, "stock": 10, "category": "Cables"}),
+        )
+        .unwrap();
+        assert_eq!(p.price.minor(), 999);
+        let errs = fields(
+            parse_product(
+                "PROD-011",
+                &json!({"productId": "X", "name": " ", "price": 0, "stock": -1}),
+            )
+            .unwrap_err(),
+        );
+        let names: Vec<&str> = errs.iter().map(|(f, _)| f.as_str()).collect();
+        assert_eq!(
+            names,
+            ["productId", "name", "price", "stock", "category"],
+            "{errs:?}"
+        );
+        assert!(parse_product("bad id", &json!({})).is_err());
+    }
+}

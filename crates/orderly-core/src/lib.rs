@@ -1,0 +1,39 @@
+//! # orderly-core
+//!
+//! The domain of Orderly, independent of how it is stored, served or run.
+//!
+//! It owns:
+//! - the value types, parsed once at the edge and trusted afterwards ([`types`],
+//!   [`money`]): order and product ids, quantities, e-mail addresses, money in minor units;
+//! - orders, products and events as the API shows them ([`model`], [`events`]);
+//! - the order state machine ([`status`]);
+//! - request parsing with field-level errors ([`input`]) and the error classes use cases
+//!   return ([`error`]);
+//! - the ports, the traits every adapter implements ([`ports`]), with in-memory adapters
+//!   ([`memory`]) that serve as reference and test fakes;
+//! - the use cases ([`service`]).
+//!
+//! It may depend on serde, chrono, uuid and other pure libraries. It must not depend on
+//! an async runtime, SQL, HTTP or AWS: those live in the adapter crates
+//! (`orderly-sqlite`, `orderly-aws`, `orderly-http`, `orderly-worker`).
+
+pub mod cursor;
+pub mod error;
+pub mod events;
+pub mod idempotency;
+pub mod input;
+pub mod memory;
+pub mod model;
+pub mod money;
+pub mod ports;
+pub mod service;
+pub mod status;
+pub mod types;
+
+pub use error::{Error, FieldError, StoreError};
+pub use events::{DomainEvent, EventType};
+pub use model::{Order, OrderFilter, OrderItem, Page, Product, ProductSpec, Timestamp};
+pub use money::Money;
+pub use service::{Orderly, Placed, Ports, Settings};
+pub use status::OrderStatus;
+pub use types::{Email, IdempotencyKey, OrderId, ProductId, Qty, UserId};
