@@ -80,7 +80,10 @@ impl<'a> Fields<'a, '_> {
             .collect();
         unknown.sort();
         for k in unknown {
-            let reason = format!("is not a known field (expected one of: {})", known.join(", "));
+            let reason = format!(
+                "is not a known field (expected one of: {})",
+                known.join(", ")
+            );
             self.err(k, reason);
         }
     }
@@ -269,7 +272,9 @@ fn parse_lines(lines: &[Value], errors: &mut Vec<FieldError>) -> Vec<LineRequest
             if let Some(first) = seen.get(&product_id) {
                 errors.push(FieldError::new(
                     format!("items[{i}].{}", name.unwrap_or("productId")),
-                    format!("{product_id} is already ordered in items[{first}]; order each product once"),
+                    format!(
+                        "{product_id} is already ordered in items[{first}]; order each product once"
+                    ),
                 ));
             } else {
                 seen.insert(product_id.clone(), i);
@@ -292,7 +297,14 @@ pub fn parse_product(path_id: &str, body: &Value) -> Result<ProductSpec, Error> 
         prefix: String::new(),
         errors: &mut errors,
     };
-    f.reject_unknown(&["productId", "name", "price", "stock", "category", "currency"]);
+    f.reject_unknown(&[
+        "productId",
+        "name",
+        "price",
+        "stock",
+        "category",
+        "currency",
+    ]);
     if let Some(body_id) = f.string("productId", false)
         && body_id != product_id.as_str()
     {

@@ -59,8 +59,7 @@ impl Money {
         if whole.is_empty() && frac.is_empty() {
             return Err(MoneyError::NotANumber);
         }
-        if !whole.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit())
-        {
+        if !whole.bytes().all(|b| b.is_ascii_digit()) || !frac.bytes().all(|b| b.is_ascii_digit()) {
             return Err(MoneyError::NotANumber);
         }
         // Trailing zeros in the fraction carry no precision ("1.50" == "1.5").
@@ -130,7 +129,9 @@ impl Money {
     }
 
     pub fn checked_mul(self, qty: u32) -> Option<Money> {
-        self.0.checked_mul(i64::from(qty)).and_then(Money::from_minor)
+        self.0
+            .checked_mul(i64::from(qty))
+            .and_then(Money::from_minor)
     }
 }
 
@@ -186,7 +187,10 @@ mod tests {
         assert_eq!(Money::from_json(&json!(1.005)), Err(MoneyError::TooPrecise));
         assert_eq!(Money::from_json(&json!(-1)), Err(MoneyError::Negative));
         assert_eq!(Money::from_json(&json!(-0.5)), Err(MoneyError::Negative));
-        assert_eq!(Money::from_json(&json!("1.00")), Err(MoneyError::NotANumber));
+        assert_eq!(
+            Money::from_json(&json!("1.00")),
+            Err(MoneyError::NotANumber)
+        );
         assert_eq!(Money::from_json(&json!(1e20)), Err(MoneyError::TooLarge));
         assert_eq!(Money::parse_decimal("1.2.3"), Err(MoneyError::NotANumber));
         assert_eq!(Money::parse_decimal("."), Err(MoneyError::NotANumber));

@@ -177,9 +177,7 @@ impl Orderly {
         {
             return Err(Error::Unprocessable {
                 code: "total_mismatch",
-                message: format!(
-                    "totalAmount {given} does not match the catalogue total {total}"
-                ),
+                message: format!("totalAmount {given} does not match the catalogue total {total}"),
                 details: vec![FieldError::new(
                     "totalAmount",
                     format!("must equal the catalogue total {total} (or be left out)"),
@@ -397,7 +395,13 @@ pub fn seed_catalogue() -> Vec<ProductSpec> {
         ("PROD-002", "Mechanical Keyboard", 8999, 300, "Electronics"),
         ("PROD-003", "USB-C Hub", 4999, 200, "Electronics"),
         ("PROD-004", "Laptop Stand", 3999, 150, "Accessories"),
-        ("PROD-005", "Noise-Cancelling Headphones", 19999, 100, "Audio"),
+        (
+            "PROD-005",
+            "Noise-Cancelling Headphones",
+            19999,
+            100,
+            "Audio",
+        ),
         ("PROD-006", "Webcam HD 1080p", 5999, 250, "Electronics"),
         ("PROD-007", "Monitor Arm", 4499, 120, "Accessories"),
         ("PROD-008", "Desk Pad XL", 2499, 400, "Accessories"),

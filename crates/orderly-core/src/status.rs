@@ -107,8 +107,8 @@ pub fn transition(from: OrderStatus, to: OrderStatus) -> Result<OrderStatus, Ill
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
     use OrderStatus::*;
+    use proptest::prelude::*;
 
     const ALLOWED: [(OrderStatus, OrderStatus); 5] = [
         (Pending, Confirmed),

@@ -264,7 +264,11 @@ mod tests {
         let id = OrderId::generate(Utc::now());
         assert_eq!(id.to_string().parse::<OrderId>().unwrap(), id);
         assert!("not-a-uuid".parse::<OrderId>().is_err());
-        assert!("{0192f0c8-7d3a-7b1e-9c61-2f4d5e6a7b8c}".parse::<OrderId>().is_err());
+        assert!(
+            "{0192f0c8-7d3a-7b1e-9c61-2f4d5e6a7b8c}"
+                .parse::<OrderId>()
+                .is_err()
+        );
         assert!(
             "0192f0c87d3a7b1e9c612f4d5e6a7b8c"
                 .parse::<OrderId>()
@@ -303,10 +307,7 @@ mod tests {
 
     #[test]
     fn idempotency_keys() {
-        assert_eq!(
-            "\"abc\"".parse::<IdempotencyKey>().unwrap().as_str(),
-            "abc"
-        );
+        assert_eq!("\"abc\"".parse::<IdempotencyKey>().unwrap().as_str(), "abc");
         assert!("".parse::<IdempotencyKey>().is_err());
         assert!("é".parse::<IdempotencyKey>().is_err());
         assert!("k".repeat(256).parse::<IdempotencyKey>().is_err());

@@ -1,0 +1,119 @@
+//! Schema migrations, applied in order at start-up under `PRAGMA user_version`.
+//!
+//! Each migration runs in its own `BEGIN IMMEDIATE` transaction, so two processes opening
+//! the same data directory at once cannot both apply one. Migrations are append-only:
+//! never edit one that has shipped; add the next.
+
+use orderly_core::StoreError;
+use rusqlite::{Connection, TransactionBehavior};
+
+use crate::db::store_err;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: catalogue, orders, events, the queue (also the transactional outbox), idempotency.
+    r#"
+    CREATE TABLE products (
+        product_id  TEXT PRIMARY KEY,
+        name        TEXT NOT NULL,
+        price_minor INTEGER NOT NULL CHECK (price_minor >= 0),
+        stock       INTEGER NOT NULL CHECK (stock >= 0),
+        category    TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL,
+        version     INTEGER NOT NULL
+    ) STRICT;
+
+    CREATE TABLE orders (
+        seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+        order_id       TEXT NOT NULL UNIQUE,
+        user_id        TEXT NOT NULL,
+        customer_email TEXT,
+        items          TEXT NOT NULL,
+        total_minor    INTEGER NOT NULL CHECK (total_minor >= 0),
+        currency       TEXT NOT NULL,
+        status         TEXT NOT NULL CHECK (status IN
+                         ('PENDING','CONFIRMED','FULFILLED','FAILED','CANCELLED')),
+        failure_reason TEXT,
+        tracking_id    TEXT,
+        created_at     INTEGER NOT NULL,
+        updated_at     INTEGER NOT NULL,
+        version        INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX orders_by_user ON orders (user_id, seq);
+    CREATE INDEX orders_by_status ON orders (status, seq);
+
+    CREATE TABLE events (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id    TEXT NOT NULL UNIQUE,
+        order_id    TEXT NOT NULL,
+        detail_type TEXT NOT NULL,
+        time        INTEGER NOT NULL,
+        detail      TEXT NOT NULL
+    ) STRICT;
+    CREATE INDEX events_by_order ON events (order_id, seq);
+
+    CREATE TABLE queue (
+        id            INTEGER PRIMARY KEY AUTOINCREMENT,
+        queue         TEXT NOT NULL,
+        body          TEXT NOT NULL,
+        enqueued_at   INTEGER NOT NULL,
+        visible_at    INTEGER NOT NULL,
+        receive_count INTEGER NOT NULL DEFAULT 0,
+        last_error    TEXT
+    ) STRICT;
+    CREATE INDEX queue_ready ON queue (queue, visible_at, id);
+
+    CREATE TABLE idempotency (
+        key             TEXT PRIMARY KEY,
+        fingerprint     TEXT NOT NULL,
+        state           TEXT NOT NULL CHECK (state IN ('in_flight', 'completed')),
+        response_status INTEGER,
+        response_body   TEXT,
+        order_id        TEXT,
+        lock_until      INTEGER NOT NULL,
+        expires_at      INTEGER NOT NULL,
+        created_at      INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX idempotency_expiry ON idempotency (expires_at);
+    "#,
+];
+
+/// The schema version this build expects.
+pub fn latest_version() -> i64 {
+    MIGRATIONS.len() as i64
+}
+
+/// Current `user_version` of the database.
+pub fn current_version(conn: &Connection) -> Result<i64, StoreError> {
+    conn.pragma_query_value(None, "user_version", |r| r.get(0))
+        .map_err(store_err)
+}
+
+/// Applies every migration newer than the database.
+pub fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    for (i, sql) in MIGRATIONS.iter().enumerate() {
+        let version = i as i64 + 1;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(store_err)?;
+        let current: i64 = tx
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(store_err)?;
+        if current > latest_version() {
+            return Err(StoreError::Backend(format!(
+                "the database schema is version {current}, newer than this build \
+                 understands ({}); upgrade orderly",
+                latest_version()
+            )));
+        }
+        if current >= version {
+            continue;
+        }
+        tx.execute_batch(sql).map_err(store_err)?;
+        tx.pragma_update(None, "user_version", version)
+            .map_err(store_err)?;
+        tx.commit().map_err(store_err)?;
+        tracing::info!(version, "applied schema migration");
+    }
+    Ok(())
+}
