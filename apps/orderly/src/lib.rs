@@ -1,1 +1,214 @@
-//! placeholder
+//! # orderly (the binary's library half)
+//!
+//! Wires adapters to the use cases and runs them: [`start`] opens the embedded store in a
+//! data directory, builds the HTTP router and serves it until asked to stop, then drains
+//! in-flight requests and commits what the store holds. `main.rs` only parses the command
+//! line and calls into here, so integration tests start the very same server in-process.
+//!
+//! It may depend on every Orderly crate, tokio, clap and tracing.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use orderly_core::ports::{Clock, SeedMode, SeedOutcome, SystemClock};
+use orderly_core::{Orderly, Ports, Settings};
+use orderly_http::{AppState, HttpConfig};
+use orderly_sqlite::{Durability, SqliteOptions, SqliteStore};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+/// Everything `orderly serve` can be told.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub addr: SocketAddr,
+    pub data_dir: PathBuf,
+    pub durability: Durability,
+    pub settings: Settings,
+    pub http: HttpConfig,
+    /// Load the seed catalogue when the store has no products at all.
+    pub seed_if_empty: bool,
+}
+
+impl ServeConfig {
+    /// Defaults for a data directory (port 8080 on loopback).
+    pub fn new(data_dir: PathBuf) -> ServeConfig {
+        ServeConfig {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir,
+            durability: Durability::Full,
+            settings: Settings::default(),
+            http: HttpConfig::default(),
+            seed_if_empty: true,
+        }
+    }
+}
+
+/// Opens the embedded store and builds the application on it.
+pub fn open_app(
+    data_dir: &std::path::Path,
+    durability: Durability,
+    settings: Settings,
+) -> anyhow::Result<(Orderly, SqliteStore)> {
+    let store = SqliteStore::open(
+        data_dir,
+        SqliteOptions {
+            durability,
+            ..SqliteOptions::default()
+        },
+    )
+    .with_context(|| format!("opening the store in {}", data_dir.display()))?;
+    let shared = Arc::new(store.clone());
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let ports = Ports {
+        orders: shared.clone(),
+        inventory: shared.clone(),
+        idempotency: shared.clone(),
+        readiness: shared,
+        clock,
+    };
+    Ok((Orderly::new(ports, settings), store))
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct Running {
+    addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    /// The address actually bound (useful with port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops accepting, lets in-flight requests finish, closes the store.
+    pub async fn shutdown(self) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        self.task.await.context("server task failed")?
+    }
+
+    /// Runs until `signal` resolves, then shuts down gracefully.
+    pub async fn run_until(
+        self,
+        signal: impl std::future::Future<Output = ()>,
+    ) -> anyhow::Result<()> {
+        signal.await;
+        tracing::info!("shutting down: draining in-flight requests");
+        self.shutdown().await
+    }
+}
+
+/// Binds, opens the store and starts serving in the background.
+pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
+    let (app, store) = open_app(&cfg.data_dir, cfg.durability, cfg.settings.clone())?;
+    if cfg.seed_if_empty && app.products().await?.is_empty() {
+        let created = app
+            .seed(SeedMode::KeepExisting)
+            .await?
+            .iter()
+            .filter(|(_, o)| *o == SeedOutcome::Created)
+            .count();
+        tracing::info!(
+            products = created,
+            "empty catalogue: loaded the seed inventory"
+        );
+    }
+    let listener = tokio::net::TcpListener::bind(cfg.addr)
+        .await
+        .with_context(|| format!("binding {}", cfg.addr))?;
+    let addr = listener.local_addr()?;
+    let router = orderly_http::router(AppState {
+        app: app.clone(),
+        config: cfg.http.clone(),
+    });
+    let (stop, mut stopped) = watch::channel(false);
+    let mut purge_stop = stop.subscribe();
+    let task = tokio::spawn(async move {
+        let purge = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(3600));
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => match app.purge_idempotency().await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(purged = n, "expired idempotency keys removed"),
+                        Err(e) => tracing::warn!(error = %e, "idempotency purge failed"),
+                    },
+                    _ = purge_stop.changed() => break,
+                }
+            }
+        });
+        let served = axum::serve(listener, router)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .await;
+        let _ = purge.await;
+        // Commit what the writer holds and stop it before reporting done.
+        tokio::task::spawn_blocking(move || store.close())
+            .await
+            .context("closing the store")?;
+        served.context("serving HTTP")
+    });
+    tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "orderly is serving");
+    Ok(Running { addr, stop, task })
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::warn!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One JSON object per line, with the request span's fields (route, order id).
+    Json,
+    /// Human-readable lines.
+    Pretty,
+}
+
+/// Installs the global tracing subscriber.
+pub fn init_logging(format: LogFormat, filter: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(false)
+            .flatten_event(true)
+            .try_init(),
+        LogFormat::Pretty => builder.try_init(),
+    };
+}

@@ -151,7 +151,12 @@ impl<'a> Fields<'a, '_> {
             Some(v) => v,
         };
         match v {
-            Value::Number(n) => match n.as_u64() {
+            // JSON has one number type: 2.0 and 2e0 are the integer 2.
+            Value::Number(n) => match n.as_u64().or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f <= 9.0e15)
+                    .map(|f| f as u64)
+            }) {
                 Some(u) if u < min => self.err(name, format!("must be at least {min}")),
                 Some(u) if u > max => self.err(name, format!("must be at most {max}")),
                 Some(u) => return Some(u),
@@ -464,6 +469,9 @@ mod tests {
     fn item_count_bounds() {
         let none = fields(parse_create_order(&json!({"userId": "u", "items": []})).unwrap_err());
         assert_eq!(none[0].0, "items");
+        let whole =
+            parse_create_order(&json!({"userId": "u", "items": [{"sku": "A", "qty": 2.0}]}));
+        assert_eq!(whole.unwrap().items[0].qty.get(), 2);
         let many: Vec<Value> = (0..101)
             .map(|i| json!({"productId": format!("P{i}"), "qty": 1}))
             .collect();

@@ -38,19 +38,11 @@ impl FromStr for OrderId {
     type Err = InvalidValue;
     fn from_str(s: &str) -> Result<OrderId, InvalidValue> {
         // Only the canonical hyphenated form, so one order has exactly one spelling.
-        if s.len() != 36 {
-            return invalid("must be a UUID such as 0192f0c8-7d3a-7b1e-9c61-2f4d5e6a7b8c");
+        const HINT: &str = "must be a UUID such as 0192f0c8-7d3a-7b1e-9c61-2f4d5e6a7b8c";
+        match Uuid::try_parse(s) {
+            Ok(u) if u.hyphenated().to_string() == s.to_ascii_lowercase() => Ok(OrderId(u)),
+            _ => invalid(HINT),
         }
-        Uuid::parse_str(s)
-            .map(|u| OrderId(u))
-            .or_else(|_| invalid("must be a UUID such as 0192f0c8-7d3a-7b1e-9c61-2f4d5e6a7b8c"))
-            .and_then(|id| {
-                if id.0.hyphenated().to_string() == s.to_ascii_lowercase() {
-                    Ok(id)
-                } else {
-                    invalid("must be a UUID in hyphenated form")
-                }
-            })
     }
 }
 

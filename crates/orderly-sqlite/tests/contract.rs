@@ -1,5 +1,7 @@
 //! The port contract suites against the SQLite adapters, each case on a fresh database.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use orderly_sqlite::{SqliteOptions, SqliteStore};

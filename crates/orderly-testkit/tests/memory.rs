@@ -1,5 +1,7 @@
 //! The contract suites against the in-memory reference adapters.
 
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
 use orderly_core::memory::MemoryStore;
 use orderly_testkit::{idempotency_contract, inventory_contract, order_store_contract};
 

@@ -1,0 +1,178 @@
+//! The `orderly` binary as a user runs it: JSON logs, SIGTERM, `orderly seed`.
+
+#![allow(clippy::unwrap_used)] // tests fail loudly by design
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+const BIN: &str = env!("CARGO_BIN_EXE_orderly");
+
+/// Starts `orderly serve` on port 0; returns the child, its address and its log lines.
+fn serve(data_dir: &std::path::Path) -> (std::process::Child, String, mpsc::Receiver<Value>) {
+    let mut child = Command::new(BIN)
+        .args([
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--log-format",
+            "json",
+            "--data-dir",
+        ])
+        .arg(data_dir)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start orderly");
+    let stderr = child.stderr.take().expect("stderr");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let v: Value = serde_json::from_str(&line)
+                .unwrap_or_else(|e| panic!("log line is not JSON ({e}): {line}"));
+            if tx.send(v).is_err() {
+                break;
+            }
+        }
+    });
+    let addr = loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("server starts");
+        if line["message"] == "orderly is serving" {
+            break line["addr"].as_str().expect("addr").to_owned();
+        }
+    };
+    (child, addr, rx)
+}
+
+fn sigterm(child: &std::process::Child) {
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill")
+        .success();
+    assert!(ok);
+}
+
+#[tokio::test]
+async fn json_logs_carry_the_order_id_and_sigterm_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr, logs) = serve(dir.path());
+    let client = reqwest::Client::new();
+    let r = client
+        .post(format!("http://{addr}/orders"))
+        .json(&json!({"userId": "log-user", "items": [{"productId": "PROD-001", "qty": 1}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let id = r.json::<Value>().await.unwrap()["orderId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = client
+        .get(format!("http://{addr}/orders/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    sigterm(&child);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "SIGTERM is a clean exit, got {status}");
+    let lines: Vec<Value> = logs.try_iter().collect();
+    // Every line logged within a request about this order names it.
+    let about: Vec<&Value> = lines
+        .iter()
+        .filter(|l| {
+            l["span"]["uri"].as_str().is_some_and(|u| u.contains(&id))
+                || l["order_id"] == id
+                || l["span"]["order_id"] == id
+        })
+        .collect();
+    assert!(
+        about.len() >= 3,
+        "accepted + GET response lines expected: {lines:#?}"
+    );
+    for l in &about {
+        assert!(
+            l["span"]["order_id"] == id || l["order_id"] == id,
+            "line without order id: {l}"
+        );
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["message"] == "order accepted" && l["order_id"] == id)
+    );
+    assert!(
+        lines.iter().any(|l| l["message"] == "response"
+            && l["span"]["order_id"] == id
+            && l["status"] == 201)
+    );
+    assert!(lines.iter().any(|l| {
+        l["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("shutting down"))
+    }));
+
+    // The order is still there after the clean stop.
+    let (mut child, addr, _logs) = serve(dir.path());
+    let r = client
+        .get(format!("http://{addr}/orders/{id}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+fn seed(dir: &std::path::Path, extra: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .args(["seed", "--data-dir"])
+        .arg(dir)
+        .args(extra)
+        .output()
+        .expect("run seed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test]
+async fn seed_is_idempotent_unless_asked_to_add_stock() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = seed(dir.path(), &[]);
+    assert_eq!(first.matches("Created").count(), 10, "{first}");
+    let second = seed(dir.path(), &[]);
+    assert_eq!(second.matches("Kept").count(), 10, "{second}");
+    let added = seed(dir.path(), &["--add-stock"]);
+    assert_eq!(added.matches("StockAdded").count(), 10, "{added}");
+
+    let (mut child, addr, _logs) = serve(dir.path());
+    let products: Value = reqwest::get(format!("http://{addr}/products"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let stock: Vec<u64> = products["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["stock"].as_u64().unwrap())
+        .collect();
+    assert_eq!(stock, [1000, 600, 400, 300, 200, 500, 240, 800, 160, 700]);
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let reset = seed(dir.path(), &["--reset"]);
+    assert_eq!(reset.matches("Reset").count(), 10, "{reset}");
+}

@@ -1,0 +1,95 @@
+//! Request extractors whose failures are [`ApiError`]s with clear messages.
+
+use axum::extract::{FromRequest, Request};
+use axum::http::header;
+use serde_json::Value;
+
+use crate::{ApiError, AppState};
+
+/// A request body parsed as JSON (any JSON value; handlers check its shape).
+///
+/// - a `Content-Type` other than JSON: 415 (a missing one is read as JSON);
+/// - a body over `max_body_bytes`: 413;
+/// - an empty body or malformed JSON: 400 naming the line and column.
+#[derive(Debug)]
+pub struct JsonBody(pub Value);
+
+fn is_json(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+impl FromRequest<AppState> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<JsonBody, ApiError> {
+        let limit = state.config.max_body_bytes;
+        if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
+            let ct = ct.to_str().unwrap_or("");
+            if !is_json(ct) {
+                return Err(ApiError::UnsupportedMediaType {
+                    message: format!("the body must be application/json, not {ct:?}"),
+                });
+            }
+        }
+        let declared = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if declared.is_some_and(|n| n > limit as u64) {
+            return Err(ApiError::PayloadTooLarge { limit });
+        }
+        let bytes = axum::body::to_bytes(req.into_body(), limit)
+            .await
+            .map_err(|e| {
+                let inner = e.into_inner();
+                if inner
+                    .downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
+                    ApiError::PayloadTooLarge { limit }
+                } else {
+                    ApiError::BadRequest {
+                        code: "bad_body",
+                        message: format!("the request body could not be read: {inner}"),
+                        details: vec![],
+                    }
+                }
+            })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::bad_field("body", "is empty; send a JSON object"));
+        }
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| ApiError::BadRequest {
+                code: "malformed_json",
+                message: format!("the request body is not valid JSON: {e}"),
+                details: vec![orderly_core::FieldError::new(
+                    "body",
+                    format!("is not valid JSON: {e}"),
+                )],
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_json;
+
+    #[test]
+    fn json_media_types() {
+        assert!(is_json("application/json"));
+        assert!(is_json("application/json; charset=utf-8"));
+        assert!(is_json("Application/JSON"));
+        assert!(is_json("application/merge-patch+json"));
+        assert!(!is_json("text/plain"));
+        assert!(!is_json("application/x-www-form-urlencoded"));
+    }
+}
