@@ -148,6 +148,35 @@ impl DomainEvent {
         )
     }
 
+    /// Parses an envelope as [`DomainEvent`] serializes it.
+    pub fn from_json(text: &str) -> Result<DomainEvent, InvalidValue> {
+        let v: Value = serde_json::from_str(text)
+            .map_err(|e| InvalidValue(format!("event is not JSON: {e}")))?;
+        let field = |name: &str| {
+            v.get(name)
+                .and_then(Value::as_str)
+                .ok_or_else(|| InvalidValue(format!("event has no {name}")))
+        };
+        if field("source")? != SOURCE {
+            return Err(InvalidValue("event source is not orderly".into()));
+        }
+        let id = Uuid::parse_str(field("id")?).map_err(|e| InvalidValue(e.to_string()))?;
+        let kind: EventType = field("detailType")?.parse()?;
+        let time = Timestamp::parse_rfc3339(field("time")?)
+            .ok_or_else(|| InvalidValue("event time is not RFC 3339".into()))?;
+        let detail = v.get("detail").cloned().unwrap_or(Value::Null);
+        let order_id: OrderId = detail
+            .get("orderId")
+            .and_then(Value::as_str)
+            .ok_or_else(|| InvalidValue("event detail has no orderId".into()))?
+            .parse()?;
+        Ok(DomainEvent::from_parts(id, order_id, kind, time, detail))
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
     pub fn order_cancelled(order_id: OrderId, time: Timestamp, reason: &str) -> DomainEvent {
         DomainEvent::new(
             order_id,
@@ -155,5 +184,88 @@ impl DomainEvent {
             time,
             json!({ "reason": reason }),
         )
+    }
+}
+
+/// Selects events by source and detail type, as EventBridge rules do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventPattern {
+    pub source: &'static str,
+    /// Empty matches every type.
+    pub detail_types: &'static [EventType],
+}
+
+impl EventPattern {
+    pub fn matches(&self, e: &DomainEvent) -> bool {
+        e.source == self.source
+            && (self.detail_types.is_empty() || self.detail_types.contains(&e.detail_type))
+    }
+}
+
+/// A subscription: events matching `pattern` go to the subscriber `target`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub target: &'static str,
+    pub pattern: EventPattern,
+}
+
+/// The fulfilment subscriber: assigns tracking ids to placed orders.
+pub const FULFILMENT: &str = "fulfilment";
+/// The notifications subscriber: mails the customer.
+pub const NOTIFICATIONS: &str = "notifications";
+
+/// The subscriptions of the event bus. (The audit log receives every event too: it is the
+/// event store itself, written in the same transaction as the change each event records.)
+pub fn routes() -> Vec<Route> {
+    vec![
+        Route {
+            target: FULFILMENT,
+            pattern: EventPattern {
+                source: SOURCE,
+                detail_types: &[EventType::OrderPlaced],
+            },
+        },
+        Route {
+            target: NOTIFICATIONS,
+            pattern: EventPattern {
+                source: SOURCE,
+                detail_types: &[
+                    EventType::OrderPlaced,
+                    EventType::OrderFailed,
+                    EventType::OrderCancelled,
+                    EventType::FulfillmentCompleted,
+                ],
+            },
+        },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_round_trip_through_json_and_ids_are_stable() {
+        let id = OrderId::generate(chrono::Utc::now());
+        let t = Timestamp::from_millis(1_767_225_600_123).unwrap();
+        let e = DomainEvent::new(id, EventType::OrderPlaced, t, json!({"x": 1}));
+        let back = DomainEvent::from_json(&e.to_json()).unwrap();
+        assert_eq!(back, e);
+        assert_eq!(e.id, DomainEvent::id_for(id, EventType::OrderPlaced));
+        assert_ne!(e.id, DomainEvent::id_for(id, EventType::OrderFailed));
+        assert!(DomainEvent::from_json("{}").is_err());
+    }
+
+    #[test]
+    fn routes_select_by_type() {
+        let id = OrderId::generate(chrono::Utc::now());
+        let t = Timestamp::from_millis(0).unwrap();
+        let placed = DomainEvent::new(id, EventType::OrderPlaced, t, json!({}));
+        let reserved = DomainEvent::new(id, EventType::InventoryReserved, t, json!({}));
+        let targets = |e: &DomainEvent| -> Vec<&str> {
+            routes().into_iter().filter(|r| r.pattern.matches(e)).map(|r| r.target).collect()
+        };
+        assert_eq!(targets(&placed), [FULFILMENT, NOTIFICATIONS]);
+        assert!(targets(&reserved).is_empty());
     }
 }

@@ -12,9 +12,15 @@ use crate::events::DomainEvent;
 use crate::model::{Order, OrderFilter, Page, Product, ProductSpec, Timestamp};
 use crate::money::CURRENCY;
 use crate::ports::{
-    IdempotencyBegin, IdempotencyStore, Inventory, NewOrder, OrderStore, Readiness, SeedMode,
-    SeedOutcome, StoredResponse, Transition, TransitionOutcome,
+    Clock, DeadLetter, EventOutbox, IdempotencyBegin, IdempotencyStore, Inventory,
+    MAX_RECEIVES, Message, NackOutcome, NewOrder, Notification, NotificationLog, OrderStore,
+    PaymentLedger, PaymentState, Queue, QueueDepth, Readiness, ReleaseOutcome, ReserveOutcome,
+    Reservations, SagaLog, SeedMode, SeedOutcome, StepRecord, StoredResponse, Transition,
+    TransitionOutcome,
 };
+use crate::status::OrderStatus;
+use std::sync::Arc;
+use std::time::Duration;
 use crate::types::{IdempotencyKey, OrderId, ProductId};
 
 #[derive(Debug, Clone)]
@@ -25,8 +31,30 @@ struct IdemRecord {
     expires_at: Timestamp,
 }
 
+#[derive(Debug, Clone)]
+struct QueuedMsg {
+    id: u64,
+    queue: String,
+    body: String,
+    receive_count: u32,
+    enqueued_at: Timestamp,
+    visible_at: Timestamp,
+    last_error: Option<String>,
+}
+
 #[derive(Debug, Default)]
 struct State {
+    next_msg: u64,
+    messages: Vec<QueuedMsg>,
+    dead: Vec<DeadLetter>,
+    /// Events in recording order (the outbox) and how many were published.
+    event_log: Vec<DomainEvent>,
+    published: usize,
+    /// order -> (reserved units per product, released?)
+    reservations: HashMap<OrderId, (Vec<(ProductId, u32)>, bool)>,
+    payments: HashMap<OrderId, PaymentState>,
+    saga: HashMap<OrderId, Vec<StepRecord>>,
+    sent: Vec<(Notification, String)>,
     next_seq: i64,
     /// seq -> order; seq grows with every insert, so iteration order is insertion order.
     orders: BTreeMap<i64, Order>,
@@ -38,15 +66,29 @@ struct State {
     idempotency: HashMap<String, IdemRecord>,
 }
 
-/// All ports in one mutex-guarded state.
-#[derive(Debug, Default)]
+/// All ports in one mutex-guarded state. Queue time stamps come from `clock`.
+#[derive(Debug)]
 pub struct MemoryStore {
     state: Mutex<State>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> MemoryStore {
+        MemoryStore::with_clock(Arc::new(crate::ports::SystemClock))
+    }
 }
 
 impl MemoryStore {
     pub fn new() -> MemoryStore {
         MemoryStore::default()
+    }
+
+    pub fn with_clock(clock: Arc<dyn Clock>) -> MemoryStore {
+        MemoryStore {
+            state: Mutex::new(State::default()),
+            clock,
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -59,12 +101,32 @@ impl MemoryStore {
     }
 }
 
-fn push_event(state: &mut State, event: DomainEvent) {
+fn push_event(state: &mut State, event: DomainEvent) -> bool {
     let list = state.events.entry(event.order_id).or_default();
-    if !list.iter().any(|e| e.id == event.id) {
-        list.push(event);
+    if list.iter().any(|e| e.id == event.id) {
+        return false;
     }
+    list.push(event.clone());
+    state.event_log.push(event);
+    true
 }
+
+fn enqueue(state: &mut State, queue: &str, body: String, at: Timestamp) {
+    state.next_msg += 1;
+    let id = state.next_msg;
+    state.messages.push(QueuedMsg {
+        id,
+        queue: queue.to_owned(),
+        body,
+        receive_count: 0,
+        enqueued_at: at,
+        visible_at: at,
+        last_error: None,
+    });
+}
+
+/// The queue orders are processed from.
+pub const ORDERS_QUEUE: &str = "orders";
 
 #[async_trait]
 impl OrderStore for MemoryStore {
@@ -87,8 +149,10 @@ impl OrderStore for MemoryStore {
         let seq = s.next_seq;
         s.orders.insert(seq, new.order);
         s.seq_of.insert(id, seq);
+        let at = new.event.time;
         push_event(&mut s, new.event);
         s.queued.push(id);
+        enqueue(&mut s, ORDERS_QUEUE, serde_json::json!({ "orderId": id }).to_string(), at);
         Ok(())
     }
 
@@ -155,7 +219,15 @@ impl OrderStore for MemoryStore {
         }
         let out = order.clone();
         push_event(&mut s, t.event);
+        if t.enqueue_processing {
+            let body = serde_json::json!({ "orderId": t.order_id }).to_string();
+            enqueue(&mut s, ORDERS_QUEUE, body, t.at);
+        }
         Ok(TransitionOutcome::Applied(out))
+    }
+
+    async fn append_event(&self, event: DomainEvent) -> Result<bool, StoreError> {
+        Ok(push_event(&mut self.lock(), event))
     }
 
     async fn events(&self, id: OrderId) -> Result<Vec<DomainEvent>, StoreError> {
@@ -298,5 +370,359 @@ impl IdempotencyStore for MemoryStore {
 impl Readiness for MemoryStore {
     async fn ready(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+}
+
+#[async_trait]
+impl Reservations for MemoryStore {
+    async fn reserve(
+        &self,
+        order: &Order,
+        event: DomainEvent,
+    ) -> Result<ReserveOutcome, StoreError> {
+        let mut s = self.lock();
+        let id = order.order_id;
+        if let Some((_, released)) = s.reservations.get(&id) {
+            return Ok(if *released {
+                ReserveOutcome::Released
+            } else {
+                ReserveOutcome::AlreadyReserved
+            });
+        }
+        let status = s
+            .seq_of
+            .get(&id)
+            .and_then(|q| s.orders.get(q))
+            .map(|o| o.status);
+        if let Some(st) = status.filter(|st| *st != OrderStatus::Pending) {
+            return Ok(ReserveOutcome::NotPending(st));
+        }
+        for item in &order.items {
+            let Some(p) = s.products.get(&item.product_id) else {
+                return Ok(ReserveOutcome::UnknownProduct(item.product_id.clone()));
+            };
+            if p.stock < item.qty.get() {
+                return Ok(ReserveOutcome::Insufficient {
+                    product_id: item.product_id.clone(),
+                    requested: item.qty.get(),
+                    available: p.stock,
+                });
+            }
+        }
+        let mut held = Vec::new();
+        for item in &order.items {
+            if let Some(p) = s.products.get_mut(&item.product_id) {
+                p.stock -= item.qty.get();
+                held.push((item.product_id.clone(), item.qty.get()));
+            }
+        }
+        s.reservations.insert(id, (held, false));
+        push_event(&mut s, event);
+        Ok(ReserveOutcome::Reserved)
+    }
+
+    async fn release(
+        &self,
+        order_id: OrderId,
+        event: DomainEvent,
+    ) -> Result<ReleaseOutcome, StoreError> {
+        let mut s = self.lock();
+        let held = match s.reservations.get_mut(&order_id) {
+            None => {
+                s.reservations.insert(order_id, (Vec::new(), true));
+                return Ok(ReleaseOutcome::NothingReserved);
+            }
+            Some((_, true)) => return Ok(ReleaseOutcome::AlreadyReleased),
+            Some((held, released)) => {
+                *released = true;
+                held.clone()
+            }
+        };
+        for (pid, qty) in held {
+            if let Some(p) = s.products.get_mut(&pid) {
+                p.stock += qty;
+            }
+        }
+        push_event(&mut s, event);
+        Ok(ReleaseOutcome::Released)
+    }
+}
+
+#[async_trait]
+impl PaymentLedger for MemoryStore {
+    async fn payment(&self, order_id: OrderId) -> Result<Option<PaymentState>, StoreError> {
+        Ok(self.lock().payments.get(&order_id).cloned())
+    }
+
+    async fn record_charge(
+        &self,
+        order_id: OrderId,
+        state: PaymentState,
+        event: DomainEvent,
+    ) -> Result<PaymentState, StoreError> {
+        let mut s = self.lock();
+        if let Some(existing) = s.payments.get(&order_id) {
+            return Ok(existing.clone());
+        }
+        s.payments.insert(order_id, state.clone());
+        push_event(&mut s, event);
+        Ok(state)
+    }
+
+    async fn record_refund(
+        &self,
+        order_id: OrderId,
+        refund_id: String,
+        event: DomainEvent,
+    ) -> Result<Option<PaymentState>, StoreError> {
+        let mut s = self.lock();
+        let next = match s.payments.get(&order_id) {
+            Some(PaymentState::Charged { payment_id, amount }) => PaymentState::Refunded {
+                payment_id: payment_id.clone(),
+                refund_id,
+                amount: *amount,
+            },
+            other => return Ok(other.cloned()),
+        };
+        s.payments.insert(order_id, next.clone());
+        push_event(&mut s, event);
+        Ok(Some(next))
+    }
+}
+
+#[async_trait]
+impl SagaLog for MemoryStore {
+    async fn steps(&self, order_id: OrderId) -> Result<Vec<StepRecord>, StoreError> {
+        Ok(self.lock().saga.get(&order_id).cloned().unwrap_or_default())
+    }
+
+    async fn record_step(&self, order_id: OrderId, record: StepRecord) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        let steps = s.saga.entry(order_id).or_default();
+        steps.retain(|r| r.action != record.action);
+        steps.push(record);
+        Ok(())
+    }
+}
+
+fn msg_id(m: &QueuedMsg) -> String {
+    format!("{}.{}", m.id, m.receive_count)
+}
+
+fn dead_letter(m: QueuedMsg, at: Timestamp) -> DeadLetter {
+    DeadLetter {
+        id: m.id.to_string(),
+        queue: m.queue,
+        body: m.body,
+        receive_count: m.receive_count,
+        last_error: m.last_error,
+        enqueued_at: m.enqueued_at,
+        dead_at: at,
+    }
+}
+
+fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+#[async_trait]
+impl Queue for MemoryStore {
+    async fn send(&self, queue: &str, body: &str, delay: Duration) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let mut s = self.lock();
+        enqueue(&mut s, queue, body.to_owned(), now);
+        if let Some(m) = s.messages.last_mut() {
+            m.visible_at = now.plus_millis(ms(delay));
+        }
+        Ok(())
+    }
+
+    /// Never waits: the in-memory queue has no other writers to wait for.
+    async fn receive(
+        &self,
+        queue: &str,
+        max: usize,
+        visibility: Duration,
+        _wait: Duration,
+    ) -> Result<Vec<Message>, StoreError> {
+        let now = self.clock.now();
+        let mut s = self.lock();
+        let mut out = Vec::new();
+        let mut dead = Vec::new();
+        for m in s.messages.iter_mut() {
+            if out.len() >= max {
+                break;
+            }
+            if m.queue != queue || m.visible_at > now {
+                continue;
+            }
+            if m.receive_count >= MAX_RECEIVES {
+                dead.push(m.id);
+                continue;
+            }
+            m.receive_count += 1;
+            m.visible_at = now.plus_millis(ms(visibility));
+            out.push(Message {
+                id: msg_id(m),
+                body: m.body.clone(),
+                receive_count: m.receive_count,
+                enqueued_at: m.enqueued_at,
+            });
+        }
+        for id in dead {
+            if let Some(pos) = s.messages.iter().position(|m| m.id == id) {
+                let m = s.messages.remove(pos);
+                s.dead.push(dead_letter(m, now));
+            }
+        }
+        Ok(out)
+    }
+
+    async fn ack(&self, queue: &str, id: &str) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        s.messages.retain(|m| !(m.queue == queue && msg_id(m) == id));
+        Ok(())
+    }
+
+    async fn nack(
+        &self,
+        queue: &str,
+        id: &str,
+        error: &str,
+        retry_after: Duration,
+    ) -> Result<NackOutcome, StoreError> {
+        let now = self.clock.now();
+        let mut s = self.lock();
+        let Some(pos) = s
+            .messages
+            .iter()
+            .position(|m| m.queue == queue && msg_id(m) == id)
+        else {
+            return Ok(NackOutcome::WillRetry);
+        };
+        s.messages[pos].last_error = Some(error.to_owned());
+        if s.messages[pos].receive_count >= MAX_RECEIVES {
+            let m = s.messages.remove(pos);
+            s.dead.push(dead_letter(m, now));
+            return Ok(NackOutcome::DeadLettered);
+        }
+        s.messages[pos].visible_at = now.plus_millis(ms(retry_after));
+        Ok(NackOutcome::WillRetry)
+    }
+
+    async fn extend(&self, queue: &str, id: &str, visibility: Duration) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let mut s = self.lock();
+        if let Some(m) = s
+            .messages
+            .iter_mut()
+            .find(|m| m.queue == queue && msg_id(m) == id)
+        {
+            m.visible_at = now.plus_millis(ms(visibility));
+        }
+        Ok(())
+    }
+
+    async fn dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>, StoreError> {
+        Ok(self.lock().dead.iter().take(limit as usize).cloned().collect())
+    }
+
+    async fn replay(&self, ids: Option<Vec<String>>) -> Result<Vec<String>, StoreError> {
+        let now = self.clock.now();
+        let mut s = self.lock();
+        let (moved, kept): (Vec<DeadLetter>, Vec<DeadLetter>) = std::mem::take(&mut s.dead)
+            .into_iter()
+            .partition(|d| ids.as_ref().is_none_or(|ids| ids.contains(&d.id)));
+        s.dead = kept;
+        let mut out = Vec::new();
+        for d in moved {
+            out.push(d.id.clone());
+            enqueue(&mut s, &d.queue, d.body, now);
+        }
+        Ok(out)
+    }
+
+    async fn purge_dead_letters(&self, before: Timestamp) -> Result<u64, StoreError> {
+        let mut s = self.lock();
+        let n = s.dead.len();
+        s.dead.retain(|d| d.dead_at >= before);
+        Ok((n - s.dead.len()) as u64)
+    }
+
+    async fn depth(&self, queue: &str) -> Result<QueueDepth, StoreError> {
+        let now = self.clock.now();
+        let s = self.lock();
+        let mut d = QueueDepth::default();
+        for m in s.messages.iter().filter(|m| m.queue == queue) {
+            if m.receive_count > 0 && m.visible_at > now {
+                d.in_flight += 1;
+            } else {
+                d.waiting += 1;
+            }
+            let age = u64::try_from(now.millis() - m.enqueued_at.millis()).unwrap_or(0);
+            d.oldest_age_ms = d.oldest_age_ms.max(age);
+        }
+        Ok(d)
+    }
+
+    async fn dead_letter_count(&self) -> Result<u64, StoreError> {
+        Ok(self.lock().dead.len() as u64)
+    }
+}
+
+#[async_trait]
+impl EventOutbox for MemoryStore {
+    async fn unpublished(
+        &self,
+        limit: u32,
+        _wait: Duration,
+    ) -> Result<Vec<(i64, DomainEvent)>, StoreError> {
+        let s = self.lock();
+        Ok(s.event_log
+            .iter()
+            .enumerate()
+            .skip(s.published)
+            .take(limit as usize)
+            .map(|(i, e)| (i as i64 + 1, e.clone()))
+            .collect())
+    }
+
+    async fn mark_published(&self, position: i64) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        s.published = s.published.max(usize::try_from(position).unwrap_or(0));
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl NotificationLog for MemoryStore {
+    async fn was_sent(&self, event_id: uuid::Uuid) -> Result<bool, StoreError> {
+        Ok(self.lock().sent.iter().any(|(n, _)| n.event_id == event_id))
+    }
+
+    async fn record_sent(
+        &self,
+        n: &Notification,
+        transport: &str,
+        _at: Timestamp,
+    ) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        if !s.sent.iter().any(|(x, _)| x.event_id == n.event_id) {
+            s.sent.push((n.clone(), transport.to_owned()));
+        }
+        Ok(())
+    }
+
+    async fn sent_for(
+        &self,
+        order_id: OrderId,
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
+        Ok(self
+            .lock()
+            .sent
+            .iter()
+            .filter(|(n, _)| n.order_id == order_id)
+            .map(|(n, t)| (n.subject.clone(), n.to.to_string(), t.clone()))
+            .collect())
     }
 }

@@ -84,6 +84,9 @@ pub struct Transition {
     pub event: DomainEvent,
     pub failure_reason: Option<String>,
     pub tracking_id: Option<String>,
+    /// Also enqueue the order's processing message in the same write (a cancellation
+    /// queues its compensations this way, so a crash cannot skip them).
+    pub enqueue_processing: bool,
 }
 
 /// What a [`Transition`] found.
@@ -121,6 +124,9 @@ pub trait OrderStore: Send + Sync {
 
     /// The order's events, oldest first. Appending an event id twice keeps one.
     async fn events(&self, id: OrderId) -> Result<Vec<DomainEvent>, StoreError>;
+
+    /// Appends an event on its own; `false` if an event with its id was already there.
+    async fn append_event(&self, event: DomainEvent) -> Result<bool, StoreError>;
 }
 
 /// How `seed` treats a product that already exists.
@@ -208,4 +214,302 @@ pub trait IdempotencyStore: Send + Sync {
 #[async_trait]
 pub trait Readiness: Send + Sync {
     async fn ready(&self) -> Result<(), StoreError>;
+}
+
+// ---------------------------------------------------------------------------------------
+// Order processing (the saga, the queue, events, notifications).
+// ---------------------------------------------------------------------------------------
+
+use std::time::Duration;
+
+use crate::money::Money;
+use crate::saga::Action;
+use crate::types::Email;
+
+/// What reserving an order's stock found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReserveOutcome {
+    /// Every item reserved now, in one atomic write.
+    Reserved,
+    /// Reserved by an earlier call (a redelivered message): nothing changed.
+    AlreadyReserved,
+    /// The order's reservation was released before (it was cancelled): nothing reserved.
+    Released,
+    /// Not enough stock for this item: nothing reserved.
+    Insufficient {
+        product_id: ProductId,
+        requested: u32,
+        available: u32,
+    },
+    /// The product no longer exists: nothing reserved.
+    UnknownProduct(ProductId),
+    /// The order is no longer `PENDING` (cancelled meanwhile): nothing reserved.
+    NotPending(OrderStatus),
+}
+
+/// What releasing an order's stock found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReleaseOutcome {
+    /// The reserved units went back to stock now.
+    Released,
+    /// Released by an earlier call: nothing changed.
+    AlreadyReleased,
+    /// Nothing was reserved; a later reserve of this order will be refused.
+    NothingReserved,
+}
+
+/// Stock reservations, idempotent per order.
+#[async_trait]
+pub trait Reservations: Send + Sync {
+    /// Reserves every item of the order or none (never below zero stock), if the order is
+    /// still `PENDING`, appending `event` (InventoryReserved) in the same write.
+    async fn reserve(&self, order: &Order, event: DomainEvent)
+    -> Result<ReserveOutcome, StoreError>;
+
+    /// Returns the order's reserved units to stock, appending `event` (InventoryReleased)
+    /// if anything was released.
+    async fn release(
+        &self,
+        order_id: OrderId,
+        event: DomainEvent,
+    ) -> Result<ReleaseOutcome, StoreError>;
+}
+
+/// A payment as the ledger knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PaymentState {
+    Charged { payment_id: String, amount: Money },
+    Declined { reason: String },
+    Refunded { payment_id: String, refund_id: String, amount: Money },
+}
+
+/// What Orderly recorded about each order's payment (one per order).
+#[async_trait]
+pub trait PaymentLedger: Send + Sync {
+    async fn payment(&self, order_id: OrderId) -> Result<Option<PaymentState>, StoreError>;
+
+    /// Records a charge outcome (`Charged` or `Declined`) with its event, unless one is
+    /// already recorded; answers what is recorded afterwards.
+    async fn record_charge(
+        &self,
+        order_id: OrderId,
+        state: PaymentState,
+        event: DomainEvent,
+    ) -> Result<PaymentState, StoreError>;
+
+    /// Marks a charged payment refunded, with its event; answers what is recorded.
+    async fn record_refund(
+        &self,
+        order_id: OrderId,
+        refund_id: String,
+        event: DomainEvent,
+    ) -> Result<Option<PaymentState>, StoreError>;
+}
+
+/// The answer of a payment provider to a charge.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChargeResult {
+    Approved { payment_id: String },
+    /// Final: the same charge will be declined again.
+    Declined { reason: String },
+}
+
+/// A payment provider failure that is not a decline.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GatewayError {
+    /// May succeed if tried again (timeouts, 5xx).
+    #[error("payment provider temporarily failed: {0}")]
+    Transient(String),
+    /// Will not succeed if tried again.
+    #[error("payment provider refused the request: {0}")]
+    Fatal(String),
+}
+
+/// A payment provider. Calls are idempotent per order: charging an order twice returns the
+/// first charge.
+#[async_trait]
+pub trait PaymentGateway: Send + Sync {
+    async fn charge(&self, order_id: OrderId, amount: Money) -> Result<ChargeResult, GatewayError>;
+    /// Refunds a charge; answers the refund id.
+    async fn refund(
+        &self,
+        order_id: OrderId,
+        payment_id: &str,
+        amount: Money,
+    ) -> Result<String, GatewayError>;
+}
+
+/// The recorded outcome of one saga action of one order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepRecord {
+    pub action: Action,
+    pub succeeded: bool,
+    pub attempts: u32,
+    pub detail: Option<String>,
+    pub at: Timestamp,
+}
+
+/// Where the saga engine persists each action's outcome, so a restarted engine resumes.
+#[async_trait]
+pub trait SagaLog: Send + Sync {
+    async fn steps(&self, order_id: OrderId) -> Result<Vec<StepRecord>, StoreError>;
+    /// Records (or overwrites) the outcome of `record.action` for the order.
+    async fn record_step(&self, order_id: OrderId, record: StepRecord) -> Result<(), StoreError>;
+}
+
+/// Messages are delivered to a consumer at most this many times before dead-lettering.
+pub const MAX_RECEIVES: u32 = 3;
+/// Dead letters are kept this long.
+pub const DLQ_RETENTION_SECS: i64 = 14 * 24 * 3600;
+
+/// A received message; hidden from other consumers until acked, nacked or its visibility
+/// timeout passes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    pub id: String,
+    pub body: String,
+    /// 1 on first delivery.
+    pub receive_count: u32,
+    pub enqueued_at: Timestamp,
+}
+
+/// A message that failed [`MAX_RECEIVES`] times.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetter {
+    pub id: String,
+    pub queue: String,
+    pub body: String,
+    pub receive_count: u32,
+    pub last_error: Option<String>,
+    pub enqueued_at: Timestamp,
+    pub dead_at: Timestamp,
+}
+
+/// What a nack did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NackOutcome {
+    WillRetry,
+    DeadLettered,
+}
+
+/// A queue's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueDepth {
+    /// Waiting (visible now or delayed).
+    pub waiting: u64,
+    /// Received and not yet acked.
+    pub in_flight: u64,
+    /// Age of the oldest message, in milliseconds.
+    pub oldest_age_ms: u64,
+}
+
+/// Durable at-least-once queues with visibility timeouts and a dead-letter queue.
+#[async_trait]
+pub trait Queue: Send + Sync {
+    async fn send(&self, queue: &str, body: &str, delay: Duration) -> Result<(), StoreError>;
+
+    /// Up to `max` visible messages, each hidden for `visibility`; when none is visible,
+    /// waits up to `wait` for one (long polling). Messages already received
+    /// [`MAX_RECEIVES`] times are moved to the dead-letter queue instead.
+    async fn receive(
+        &self,
+        queue: &str,
+        max: usize,
+        visibility: Duration,
+        wait: Duration,
+    ) -> Result<Vec<Message>, StoreError>;
+
+    /// Deletes a processed message.
+    async fn ack(&self, queue: &str, id: &str) -> Result<(), StoreError>;
+
+    /// Records a failed attempt: visible again after `retry_after`, or dead-lettered if it
+    /// was the last allowed receive.
+    async fn nack(
+        &self,
+        queue: &str,
+        id: &str,
+        error: &str,
+        retry_after: Duration,
+    ) -> Result<NackOutcome, StoreError>;
+
+    /// Keeps a message hidden `visibility` longer (a consumer still working on it).
+    async fn extend(&self, queue: &str, id: &str, visibility: Duration) -> Result<(), StoreError>;
+
+    /// Dead letters, oldest first.
+    async fn dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>, StoreError>;
+
+    /// Moves dead letters (all, or those with the given ids) back to their queue with a
+    /// fresh receive count; answers the ids moved.
+    async fn replay(&self, ids: Option<Vec<String>>) -> Result<Vec<String>, StoreError>;
+
+    /// Deletes dead letters that died before `before`.
+    async fn purge_dead_letters(&self, before: Timestamp) -> Result<u64, StoreError>;
+
+    async fn depth(&self, queue: &str) -> Result<QueueDepth, StoreError>;
+
+    async fn dead_letter_count(&self) -> Result<u64, StoreError>;
+}
+
+/// Events not yet handed to the event bus, in the order they were recorded (the
+/// transactional outbox of domain events).
+#[async_trait]
+pub trait EventOutbox: Send + Sync {
+    /// Up to `limit` unpublished events with their positions; when there are none, waits
+    /// up to `wait` for one to be recorded.
+    async fn unpublished(
+        &self,
+        limit: u32,
+        wait: Duration,
+    ) -> Result<Vec<(i64, DomainEvent)>, StoreError>;
+    /// Marks everything up to and including `position` published.
+    async fn mark_published(&self, position: i64) -> Result<(), StoreError>;
+}
+
+/// Delivers events to the subscribers whose patterns match (EventBridge locally emulated
+/// by per-subscriber queues; EventBridge itself on AWS).
+#[async_trait]
+pub trait EventBus: Send + Sync {
+    async fn publish(&self, events: &[DomainEvent]) -> Result<(), StoreError>;
+}
+
+/// One e-mail to a customer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notification {
+    pub event_id: uuid::Uuid,
+    pub order_id: OrderId,
+    pub to: Email,
+    pub subject: String,
+    pub body: String,
+}
+
+/// A notification transport failure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("notification failed: {message}")]
+pub struct NotifyError {
+    pub transient: bool,
+    pub message: String,
+}
+
+/// Sends notifications (SMTP, SNS, or the log).
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    /// Short name of the transport, recorded with each notification.
+    fn transport(&self) -> &'static str;
+    async fn send(&self, n: &Notification) -> Result<(), NotifyError>;
+}
+
+/// Which notifications went out, so a redelivered event sends no second mail.
+#[async_trait]
+pub trait NotificationLog: Send + Sync {
+    async fn was_sent(&self, event_id: uuid::Uuid) -> Result<bool, StoreError>;
+    async fn record_sent(
+        &self,
+        n: &Notification,
+        transport: &str,
+        at: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// Notifications recorded for an order, oldest first: (subject, recipient, transport).
+    async fn sent_for(&self, order_id: OrderId) -> Result<Vec<(String, String, String)>, StoreError>;
 }

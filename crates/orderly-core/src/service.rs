@@ -12,9 +12,11 @@ use crate::input::{CreateOrder, ListOrders};
 use crate::model::{Order, OrderItem, Page, Product, ProductSpec};
 use crate::money::{CURRENCY, Money};
 use crate::ports::{
-    Clock, IdempotencyBegin, IdempotencyCompletion, IdempotencyStore, Inventory, NewOrder,
-    OrderStore, Readiness, SeedMode, SeedOutcome, StoredResponse, Transition, TransitionOutcome,
+    Clock, EventOutbox, IdempotencyBegin, IdempotencyCompletion, IdempotencyStore, Inventory,
+    NewOrder, NotificationLog, OrderStore, PaymentGateway, PaymentLedger, Queue, Readiness,
+    Reservations, SagaLog, SeedMode, SeedOutcome, StoredResponse, Transition, TransitionOutcome,
 };
+use crate::saga::SagaDef;
 use crate::status::OrderStatus;
 use crate::types::{IdempotencyKey, OrderId, ProductId};
 
@@ -44,6 +46,46 @@ pub struct Ports {
     pub idempotency: Arc<dyn IdempotencyStore>,
     pub readiness: Arc<dyn Readiness>,
     pub clock: Arc<dyn Clock>,
+    pub reservations: Arc<dyn Reservations>,
+    pub payments: Arc<dyn PaymentLedger>,
+    pub gateway: Arc<dyn PaymentGateway>,
+    pub saga_log: Arc<dyn SagaLog>,
+    pub queue: Arc<dyn Queue>,
+    pub outbox: Arc<dyn EventOutbox>,
+    pub notifications: Arc<dyn NotificationLog>,
+}
+
+impl Ports {
+    /// Every port but the clock and the gateway from one adapter that implements them all.
+    pub fn from_store<S>(store: Arc<S>, clock: Arc<dyn Clock>, gateway: Arc<dyn PaymentGateway>) -> Ports
+    where
+        S: OrderStore
+            + Inventory
+            + IdempotencyStore
+            + Readiness
+            + Reservations
+            + PaymentLedger
+            + SagaLog
+            + Queue
+            + EventOutbox
+            + NotificationLog
+            + 'static,
+    {
+        Ports {
+            orders: store.clone(),
+            inventory: store.clone(),
+            idempotency: store.clone(),
+            readiness: store.clone(),
+            reservations: store.clone(),
+            payments: store.clone(),
+            saga_log: store.clone(),
+            queue: store.clone(),
+            outbox: store.clone(),
+            notifications: store,
+            clock,
+            gateway,
+        }
+    }
 }
 
 impl std::fmt::Debug for Ports {
@@ -320,11 +362,15 @@ impl Orderly {
                         event: DomainEvent::order_cancelled(id, now, "cancelled by request"),
                         failure_reason: None,
                         tracking_id: None,
+                        // The compensations are queued with the status change, so they run
+                        // even if this process dies right after it.
+                        enqueue_processing: true,
                     };
                     match self.ports.orders.transition(t).await? {
                         TransitionOutcome::Applied(o) => {
                             tracing::info!(order_id = %id, from = %from, "order cancelled");
-                            return Ok(o);
+                            self.compensate_cancelled(&o).await;
+                            return self.order(id).await;
                         }
                         TransitionOutcome::Stale(_) => continue,
                         TransitionOutcome::NotFound => return Err(not_found(id)),
@@ -336,6 +382,17 @@ impl Orderly {
             code: "order_busy",
             message: format!("order {id} is changing right now; retry the cancellation"),
         })
+    }
+
+    /// Runs the compensations of a cancelled order now (refund, then release). Failures
+    /// are left to the queued processing message, which runs them again.
+    pub async fn compensate_cancelled(&self, order: &Order) {
+        for action in SagaDef::orders(Default::default()).all_compensations() {
+            if let Err(e) = self.run_action(action, order, None).await {
+                tracing::warn!(order_id = %order.order_id, %action, error = %e,
+                    "compensation deferred to the worker");
+            }
+        }
     }
 
     pub async fn order_events(&self, id: OrderId) -> Result<Vec<DomainEvent>, Error> {
@@ -434,13 +491,8 @@ mod tests {
         let store = Arc::new(MemoryStore::new());
         let start = Timestamp::from_millis(1_767_225_600_000).unwrap();
         let clock = Arc::new(ManualClock::new(start));
-        let ports = Ports {
-            orders: store.clone(),
-            inventory: store.clone(),
-            idempotency: store.clone(),
-            readiness: store.clone(),
-            clock: clock.clone(),
-        };
+        let gateway = Arc::new(crate::payment::PaymentSimulator::default());
+        let ports = Ports::from_store(store.clone(), clock.clone(), gateway);
         (Orderly::new(ports, Settings::default()), store, clock)
     }
 
@@ -515,6 +567,7 @@ mod tests {
                 event: DomainEvent::new(id, crate::EventType::OrderConfirmed, now, json!({})),
                 failure_reason: None,
                 tracking_id: None,
+                enqueue_processing: false,
             };
             assert!(matches!(
                 store.transition(t).await.unwrap(),

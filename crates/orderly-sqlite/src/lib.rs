@@ -14,6 +14,7 @@
 
 pub mod db;
 pub mod schema;
+mod processing;
 mod store;
 
 pub use db::Durability;

@@ -76,6 +76,61 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX idempotency_expiry ON idempotency (expires_at);
     "#,
+    // 2: order processing: reservations, payments, the saga log, dead letters, the event
+    // outbox position, sent notifications.
+    r#"
+    CREATE TABLE reservations (
+        order_id   TEXT PRIMARY KEY,
+        state      TEXT NOT NULL CHECK (state IN ('reserved', 'released')),
+        items      TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+    ) STRICT;
+
+    CREATE TABLE payments (
+        order_id     TEXT PRIMARY KEY,
+        state        TEXT NOT NULL CHECK (state IN ('charged', 'declined', 'refunded')),
+        payment_id   TEXT,
+        refund_id    TEXT,
+        amount_minor INTEGER,
+        reason       TEXT,
+        updated_at   INTEGER NOT NULL
+    ) STRICT;
+
+    CREATE TABLE saga_steps (
+        order_id  TEXT NOT NULL,
+        action    TEXT NOT NULL,
+        succeeded INTEGER NOT NULL,
+        attempts  INTEGER NOT NULL,
+        detail    TEXT,
+        at        INTEGER NOT NULL,
+        PRIMARY KEY (order_id, action)
+    ) STRICT;
+
+    CREATE TABLE dead_letters (
+        id            INTEGER PRIMARY KEY,
+        queue         TEXT NOT NULL,
+        body          TEXT NOT NULL,
+        receive_count INTEGER NOT NULL,
+        last_error    TEXT,
+        enqueued_at   INTEGER NOT NULL,
+        dead_at       INTEGER NOT NULL
+    ) STRICT;
+
+    CREATE TABLE outbox_offsets (
+        name     TEXT PRIMARY KEY,
+        position INTEGER NOT NULL
+    ) STRICT;
+
+    CREATE TABLE notifications (
+        event_id  TEXT PRIMARY KEY,
+        order_id  TEXT NOT NULL,
+        recipient TEXT NOT NULL,
+        subject   TEXT NOT NULL,
+        transport TEXT NOT NULL,
+        sent_at   INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX notifications_by_order ON notifications (order_id);
+    "#,
 ];
 
 /// The schema version this build expects.

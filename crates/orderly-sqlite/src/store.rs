@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use orderly_core::cursor;
 use orderly_core::money::CURRENCY;
 use orderly_core::ports::{
-    IdempotencyBegin, IdempotencyStore, Inventory, NewOrder, OrderStore, Readiness, SeedMode,
+    Clock, SystemClock, IdempotencyBegin, IdempotencyStore, Inventory, NewOrder, OrderStore, Readiness, SeedMode,
     SeedOutcome, StoredResponse, Transition, TransitionOutcome,
 };
 use orderly_core::{
@@ -28,6 +28,8 @@ pub struct SqliteOptions {
     pub durability: Durability,
     /// Reader connections (threads).
     pub readers: usize,
+    /// Where queue and outbox time comes from.
+    pub clock: Arc<dyn Clock>,
 }
 
 impl Default for SqliteOptions {
@@ -35,6 +37,7 @@ impl Default for SqliteOptions {
         SqliteOptions {
             durability: Durability::Full,
             readers: 4,
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -42,21 +45,25 @@ impl Default for SqliteOptions {
 /// Every port Orderly needs, on one SQLite database in a data directory.
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    db: Arc<Db>,
+    pub(crate) db: Arc<Db>,
+    pub(crate) clock: Arc<dyn Clock>,
+    /// Woken whenever a queue message or an event is written by this process, so long
+    /// polls return at once instead of sleeping.
+    pub(crate) wake: Arc<tokio::sync::Notify>,
 }
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "orderly.db";
 
-fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
+pub(crate) fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(format!("stored {what} is not valid: {detail}"))
 }
 
-fn ts(ms: i64) -> Result<Timestamp, StoreError> {
+pub(crate) fn ts(ms: i64) -> Result<Timestamp, StoreError> {
     Timestamp::from_millis(ms).ok_or_else(|| corrupt("time stamp", ms))
 }
 
-fn money(minor: i64) -> Result<Money, StoreError> {
+pub(crate) fn money(minor: i64) -> Result<Money, StoreError> {
     Money::from_minor(minor).ok_or_else(|| corrupt("amount", minor))
 }
 
@@ -88,7 +95,7 @@ fn order_from_row(r: &Row<'_>) -> Result<(i64, Order), StoreError> {
     Ok((seq, order))
 }
 
-fn load_order(conn: &Connection, id: OrderId) -> Result<Option<Order>, StoreError> {
+pub(crate) fn load_order(conn: &Connection, id: OrderId) -> Result<Option<Order>, StoreError> {
     let mut st = conn
         .prepare_cached(&format!(
             "SELECT {ORDER_COLS} FROM orders WHERE order_id = ?1"
@@ -101,7 +108,7 @@ fn load_order(conn: &Connection, id: OrderId) -> Result<Option<Order>, StoreErro
     }
 }
 
-fn insert_event(conn: &Connection, e: &DomainEvent) -> Result<(), StoreError> {
+pub(crate) fn insert_event(conn: &Connection, e: &DomainEvent) -> Result<(), StoreError> {
     let detail = serde_json::to_string(&e.detail).map_err(|err| corrupt("event", err))?;
     conn.prepare_cached(
         "INSERT INTO events (event_id, order_id, detail_type, time, detail)
@@ -139,7 +146,7 @@ fn product_from_row(r: &Row<'_>) -> Result<Product, StoreError> {
     })
 }
 
-fn load_product(conn: &Connection, id: &str) -> Result<Option<Product>, StoreError> {
+pub(crate) fn load_product(conn: &Connection, id: &str) -> Result<Option<Product>, StoreError> {
     let mut st = conn
         .prepare_cached(&format!(
             "SELECT {PRODUCT_COLS} FROM products WHERE product_id = ?1"
@@ -192,7 +199,11 @@ impl SqliteStore {
             opts.readers,
             schema::migrate,
         )?;
-        Ok(SqliteStore { db: Arc::new(db) })
+        Ok(SqliteStore {
+            db: Arc::new(db),
+            clock: opts.clock,
+            wake: Arc::new(tokio::sync::Notify::new()),
+        })
     }
 
     /// Commits what is queued and stops the writer. Later calls fail as "shut down".
@@ -282,7 +293,9 @@ impl OrderStore for SqliteStore {
                 }
                 Ok(())
             })
-            .await
+            .await?;
+        self.wake.notify_waiters();
+        Ok(())
     }
 
     async fn get(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
@@ -347,7 +360,8 @@ impl OrderStore for SqliteStore {
     }
 
     async fn transition(&self, t: Transition) -> Result<TransitionOutcome, StoreError> {
-        self.db
+        let out = self
+            .db
             .write(move |c| {
                 if !t.from.can_become(t.to) {
                     return match load_order(c, t.order_id)? {
@@ -375,6 +389,15 @@ impl OrderStore for SqliteStore {
                     .map_err(store_err)?;
                 if changed == 1 {
                     insert_event(c, &t.event)?;
+                    if t.enqueue_processing {
+                        let body = serde_json::json!({ "orderId": t.order_id }).to_string();
+                        c.prepare_cached(
+                            "INSERT INTO queue (queue, body, enqueued_at, visible_at)
+                             VALUES (?1, ?2, ?3, ?3)",
+                        )
+                        .and_then(|mut st| st.execute(params![ORDERS_QUEUE, body, t.at.millis()]))
+                        .map_err(store_err)?;
+                    }
                 }
                 match (changed, load_order(c, t.order_id)?) {
                     (_, None) => Ok(TransitionOutcome::NotFound),
@@ -382,7 +405,26 @@ impl OrderStore for SqliteStore {
                     (_, Some(o)) => Ok(TransitionOutcome::Stale(o)),
                 }
             })
-            .await
+            .await?;
+        if matches!(out, TransitionOutcome::Applied(_)) {
+            self.wake.notify_waiters();
+        }
+        Ok(out)
+    }
+
+    async fn append_event(&self, event: DomainEvent) -> Result<bool, StoreError> {
+        let added = self
+            .db
+            .write(move |c| {
+                let before = c.total_changes();
+                insert_event(c, &event)?;
+                Ok(c.total_changes() > before)
+            })
+            .await?;
+        if added {
+            self.wake.notify_waiters();
+        }
+        Ok(added)
     }
 
     async fn events(&self, id: OrderId) -> Result<Vec<DomainEvent>, StoreError> {

@@ -65,6 +65,7 @@ fn transition(o: &Order, from: OrderStatus, to: OrderStatus, kind: EventType) ->
         event: DomainEvent::new(o.order_id, kind, at, serde_json::json!({})),
         failure_reason: (to == OrderStatus::Failed).then(|| "out of stock".to_owned()),
         tracking_id: None,
+        enqueue_processing: false,
     }
 }
 

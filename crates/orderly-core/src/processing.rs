@@ -1,0 +1,324 @@
+//! The saga's actions and the subscribers' reactions, as use cases. Each is idempotent by
+//! (order, action): running one twice (a redelivered message, a replayed dead letter, a
+//! duplicated execution) changes nothing the second time.
+//!
+//! The local engine (`orderly-worker`) and the AWS `saga-step` function both call these.
+
+use serde_json::json;
+
+use crate::error::StoreError;
+use crate::events::{DomainEvent, EventType};
+use crate::model::{Order, Timestamp};
+use crate::ports::{
+    ChargeResult, GatewayError, Notification, PaymentState, ReleaseOutcome, ReserveOutcome,
+    Transition, TransitionOutcome,
+};
+use crate::saga::Action;
+use crate::service::Orderly;
+use crate::status::OrderStatus;
+use crate::types::OrderId;
+
+/// Why a saga action did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StepError {
+    /// Trying again later may succeed (provider timeout, busy store).
+    #[error("{0}")]
+    Retryable(String),
+    /// Trying again will not help (out of stock, declined, order cancelled).
+    #[error("{0}")]
+    Final(String),
+}
+
+impl StepError {
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StepError::Retryable(_))
+    }
+}
+
+impl From<StoreError> for StepError {
+    fn from(e: StoreError) -> StepError {
+        if e.is_retryable() {
+            StepError::Retryable(e.to_string())
+        } else {
+            // A store that fails for good is still worth retrying at the message level;
+            // the engine gives up on it through the dead-letter queue, not by compensating.
+            StepError::Retryable(format!("store failure: {e}"))
+        }
+    }
+}
+
+/// The tracking id fulfilment assigns to an order (stable, so a retry assigns the same).
+pub fn tracking_id(order_id: OrderId) -> String {
+    let hex = order_id.as_uuid().simple().to_string();
+    format!("TRK-{}", hex[hex.len() - 12..].to_ascii_uppercase())
+}
+
+impl Orderly {
+    fn now(&self) -> Timestamp {
+        self.ports().clock.now()
+    }
+
+    fn event(&self, order_id: OrderId, kind: EventType, extra: serde_json::Value) -> DomainEvent {
+        DomainEvent::new(order_id, kind, self.now(), extra)
+    }
+
+    /// Runs one saga action for `order`. `reason` is the failure reason `FailOrder` records.
+    pub async fn run_action(
+        &self,
+        action: Action,
+        order: &Order,
+        reason: Option<&str>,
+    ) -> Result<(), StepError> {
+        let id = order.order_id;
+        let p = self.ports();
+        match action {
+            Action::ReserveInventory => {
+                let event = self.event(
+                    id,
+                    EventType::InventoryReserved,
+                    json!({ "items": order.items }),
+                );
+                match p.reservations.reserve(order, event).await? {
+                    ReserveOutcome::Reserved | ReserveOutcome::AlreadyReserved => Ok(()),
+                    ReserveOutcome::Released => {
+                        Err(StepError::Final("the order was cancelled".into()))
+                    }
+                    ReserveOutcome::Insufficient {
+                        product_id,
+                        requested,
+                        available,
+                    } => Err(StepError::Final(format!(
+                        "insufficient stock for {product_id}: {requested} requested, \
+                         {available} available"
+                    ))),
+                    ReserveOutcome::UnknownProduct(pid) => Err(StepError::Final(format!(
+                        "product {pid} is no longer in the catalogue"
+                    ))),
+                    ReserveOutcome::NotPending(st) => {
+                        Err(StepError::Final(format!("the order is {st}")))
+                    }
+                }
+            }
+            Action::ProcessPayment => {
+                match p.payments.payment(id).await? {
+                    Some(PaymentState::Charged { .. }) => return Ok(()),
+                    Some(PaymentState::Declined { reason }) => {
+                        return Err(StepError::Final(reason));
+                    }
+                    Some(PaymentState::Refunded { .. }) => {
+                        return Err(StepError::Final("the payment was refunded".into()));
+                    }
+                    None => {}
+                }
+                let state = match p.gateway.charge(id, order.total_amount).await {
+                    Ok(ChargeResult::Approved { payment_id }) => PaymentState::Charged {
+                        payment_id,
+                        amount: order.total_amount,
+                    },
+                    Ok(ChargeResult::Declined { reason }) => PaymentState::Declined { reason },
+                    Err(GatewayError::Transient(m)) => return Err(StepError::Retryable(m)),
+                    Err(GatewayError::Fatal(m)) => PaymentState::Declined { reason: m },
+                };
+                self.record_charge(id, state).await
+            }
+            Action::ConfirmOrder => {
+                let t = self.transition(id, OrderStatus::Pending, OrderStatus::Confirmed);
+                match p.orders.transition(t).await? {
+                    TransitionOutcome::Applied(_) => Ok(()),
+                    TransitionOutcome::Stale(o) if o.status == OrderStatus::Confirmed => Ok(()),
+                    TransitionOutcome::Stale(o) => {
+                        Err(StepError::Final(format!("the order is {}", o.status)))
+                    }
+                    TransitionOutcome::NotFound => {
+                        Err(StepError::Final("the order does not exist".into()))
+                    }
+                }
+            }
+            Action::EmitOrderPlaced => {
+                let event = self.event(
+                    id,
+                    EventType::OrderPlaced,
+                    json!({
+                        "userId": order.user_id,
+                        "customerEmail": order.customer_email,
+                        "totalAmount": order.total_amount,
+                        "currency": order.currency,
+                        "itemCount": order.items.iter().map(|i| u64::from(i.qty.get())).sum::<u64>(),
+                    }),
+                );
+                p.orders.append_event(event).await?;
+                Ok(())
+            }
+            Action::RefundPayment => {
+                let Some(PaymentState::Charged { payment_id, amount }) =
+                    p.payments.payment(id).await?
+                else {
+                    return Ok(()); // nothing charged, or already refunded
+                };
+                let refund_id = match p.gateway.refund(id, &payment_id, amount).await {
+                    Ok(r) => r,
+                    Err(GatewayError::Transient(m)) => return Err(StepError::Retryable(m)),
+                    Err(GatewayError::Fatal(m)) => return Err(StepError::Retryable(m)),
+                };
+                let event = self.event(
+                    id,
+                    EventType::PaymentRefunded,
+                    json!({ "paymentId": payment_id, "refundId": refund_id, "amount": amount }),
+                );
+                p.payments.record_refund(id, refund_id, event).await?;
+                tracing::info!(order_id = %id, %amount, "payment refunded");
+                Ok(())
+            }
+            Action::ReleaseInventory => {
+                let event = self.event(
+                    id,
+                    EventType::InventoryReleased,
+                    json!({ "items": order.items }),
+                );
+                if p.reservations.release(id, event).await? == ReleaseOutcome::Released {
+                    tracing::info!(order_id = %id, "inventory released");
+                }
+                Ok(())
+            }
+            Action::FailOrder => {
+                let reason = reason.unwrap_or("the order could not be processed");
+                let mut t = self.transition(id, OrderStatus::Pending, OrderStatus::Failed);
+                t.failure_reason = Some(reason.to_owned());
+                t.event = self.event(id, EventType::OrderFailed, json!({ "reason": reason }));
+                match p.orders.transition(t).await? {
+                    TransitionOutcome::Applied(_) => {
+                        tracing::info!(order_id = %id, reason, "order failed");
+                        Ok(())
+                    }
+                    // Already terminal (cancelled meanwhile, or failed by an earlier run).
+                    TransitionOutcome::Stale(_) | TransitionOutcome::NotFound => Ok(()),
+                }
+            }
+        }
+    }
+
+    async fn record_charge(&self, id: OrderId, state: PaymentState) -> Result<(), StepError> {
+        let event = match &state {
+            PaymentState::Charged { payment_id, amount } => self.event(
+                id,
+                EventType::PaymentCompleted,
+                json!({ "paymentId": payment_id, "amount": amount }),
+            ),
+            PaymentState::Declined { reason } => {
+                self.event(id, EventType::PaymentFailed, json!({ "reason": reason }))
+            }
+            PaymentState::Refunded { .. } => {
+                return Err(StepError::Final("the payment was refunded".into()));
+            }
+        };
+        match self.ports().payments.record_charge(id, state, event).await? {
+            PaymentState::Charged { .. } => Ok(()),
+            PaymentState::Declined { reason } => Err(StepError::Final(reason)),
+            PaymentState::Refunded { .. } => Err(StepError::Final("the payment was refunded".into())),
+        }
+    }
+
+    /// Records that payment gave up after its retries, so a redelivery does not retry it.
+    pub async fn abandon_payment(&self, id: OrderId, reason: &str) -> Result<(), StepError> {
+        let state = PaymentState::Declined {
+            reason: reason.to_owned(),
+        };
+        match self.record_charge(id, state).await {
+            Err(StepError::Final(_)) | Ok(()) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn transition(&self, id: OrderId, from: OrderStatus, to: OrderStatus) -> Transition {
+        let kind = match to {
+            OrderStatus::Confirmed => EventType::OrderConfirmed,
+            OrderStatus::Failed => EventType::OrderFailed,
+            OrderStatus::Cancelled => EventType::OrderCancelled,
+            OrderStatus::Fulfilled => EventType::FulfillmentCompleted,
+            OrderStatus::Pending => EventType::OrderCreated,
+        };
+        let at = self.now();
+        Transition {
+            order_id: id,
+            from,
+            to,
+            at,
+            event: DomainEvent::new(id, kind, at, json!({})),
+            failure_reason: None,
+            tracking_id: None,
+            enqueue_processing: false,
+        }
+    }
+
+    /// The fulfilment subscriber: a placed (confirmed) order gets its tracking id and
+    /// becomes `FULFILLED`. Anything else is left alone.
+    pub async fn fulfil(&self, id: OrderId) -> Result<(), StoreError> {
+        let tracking = tracking_id(id);
+        let mut t = self.transition(id, OrderStatus::Confirmed, OrderStatus::Fulfilled);
+        t.tracking_id = Some(tracking.clone());
+        t.event = self.event(
+            id,
+            EventType::FulfillmentCompleted,
+            json!({ "trackingId": tracking }),
+        );
+        match self.ports().orders.transition(t).await? {
+            TransitionOutcome::Applied(_) => {
+                tracing::info!(order_id = %id, tracking_id = %tracking, "order fulfilled")
+            }
+            TransitionOutcome::Stale(o) => {
+                tracing::debug!(order_id = %id, status = %o.status, "fulfilment skipped")
+            }
+            TransitionOutcome::NotFound => tracing::warn!(order_id = %id, "fulfilment of unknown order"),
+        }
+        Ok(())
+    }
+
+    /// The notification an event calls for, if its order has an e-mail address.
+    pub async fn notification_for(
+        &self,
+        event: &DomainEvent,
+    ) -> Result<Option<Notification>, StoreError> {
+        let Some(order) = self.ports().orders.get(event.order_id).await? else {
+            return Ok(None);
+        };
+        let Some(to) = order.customer_email.clone() else {
+            return Ok(None);
+        };
+        let id = order.order_id;
+        let (subject, body) = match event.detail_type {
+            EventType::OrderPlaced => (
+                format!("Order {id} confirmed"),
+                format!(
+                    "Thank you for your order {id}.\nTotal: {} {}\nWe will let you know when it ships.\n",
+                    order.total_amount, order.currency
+                ),
+            ),
+            EventType::FulfillmentCompleted => (
+                format!("Order {id} is on its way"),
+                format!(
+                    "Your order {id} has shipped.\nTracking id: {}\n",
+                    event.detail["trackingId"].as_str().unwrap_or("-")
+                ),
+            ),
+            EventType::OrderFailed => (
+                format!("Order {id} could not be completed"),
+                format!(
+                    "We could not complete your order {id}: {}.\nYou have not been charged.\n",
+                    event.detail["reason"].as_str().unwrap_or("unknown reason")
+                ),
+            ),
+            EventType::OrderCancelled => (
+                format!("Order {id} cancelled"),
+                format!("Your order {id} has been cancelled. Any payment is refunded.\n"),
+            ),
+            _ => return Ok(None),
+        };
+        Ok(Some(Notification {
+            event_id: event.id,
+            order_id: id,
+            to,
+            subject,
+            body,
+        }))
+    }
+}
