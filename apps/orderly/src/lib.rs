@@ -13,14 +13,47 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use orderly_core::ports::{Clock, SeedMode, SeedOutcome, SystemClock};
+use orderly_core::payment::{PaymentSimulator, SimulatorConfig};
+use orderly_core::ports::{Clock, Notifier, SeedMode, SeedOutcome, SystemClock};
+use orderly_core::saga::{SagaDef, SagaSettings};
 use orderly_core::{Orderly, Ports, Settings};
 use orderly_http::{AppState, HttpConfig};
 use orderly_sqlite::{Durability, SqliteOptions, SqliteStore};
+use orderly_worker::bus::QueueBus;
+use orderly_worker::notify::{LogNotifier, SmtpNotifier};
+use orderly_worker::{Worker, WorkerConfig};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-/// Everything `orderly serve` can be told.
+/// How orders are processed.
+#[derive(Debug, Clone)]
+pub struct ProcessingConfig {
+    pub payment: SimulatorConfig,
+    pub saga: SagaSettings,
+    /// Concurrent saga consumers.
+    pub consumers: usize,
+    pub visibility: Duration,
+    pub redelivery_base: Duration,
+    /// `None`: notifications are recorded and logged only.
+    pub smtp_url: Option<String>,
+    pub smtp_from: String,
+}
+
+impl Default for ProcessingConfig {
+    fn default() -> ProcessingConfig {
+        ProcessingConfig {
+            payment: SimulatorConfig::default(),
+            saga: SagaSettings::default(),
+            consumers: 4,
+            visibility: Duration::from_secs(30),
+            redelivery_base: Duration::from_secs(1),
+            smtp_url: None,
+            smtp_from: "Orderly <orderly@localhost>".into(),
+        }
+    }
+}
+
+/// Everything `orderly serve` (and `orderly worker`) can be told.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
     pub addr: SocketAddr,
@@ -30,6 +63,11 @@ pub struct ServeConfig {
     pub http: HttpConfig,
     /// Load the seed catalogue when the store has no products at all.
     pub seed_if_empty: bool,
+    pub processing: ProcessingConfig,
+    /// Serve the HTTP API.
+    pub serve_api: bool,
+    /// Run the worker (saga engine, relay, subscribers).
+    pub run_worker: bool,
 }
 
 impl ServeConfig {
@@ -42,8 +80,28 @@ impl ServeConfig {
             settings: Settings::default(),
             http: HttpConfig::default(),
             seed_if_empty: true,
+            processing: ProcessingConfig::default(),
+            serve_api: true,
+            run_worker: true,
         }
     }
+}
+
+/// Builds the worker for an application.
+pub fn build_worker(app: &Orderly, p: &ProcessingConfig) -> anyhow::Result<Worker> {
+    let notifier: Arc<dyn Notifier> = match &p.smtp_url {
+        Some(url) => Arc::new(SmtpNotifier::new(url, &p.smtp_from).map_err(anyhow::Error::msg)?),
+        None => Arc::new(LogNotifier),
+    };
+    let bus = Arc::new(QueueBus::new(
+        app.ports().queue.clone(),
+        orderly_core::events::routes(),
+    ));
+    let mut cfg = WorkerConfig::new(SagaDef::orders(p.saga));
+    cfg.consumers = p.consumers;
+    cfg.visibility = p.visibility;
+    cfg.redelivery_base = p.redelivery_base;
+    Ok(Worker::new(app.clone(), bus, notifier, cfg))
 }
 
 /// Opens the embedded store and builds the application on it.
@@ -51,6 +109,7 @@ pub fn open_app(
     data_dir: &std::path::Path,
     durability: Durability,
     settings: Settings,
+    payment: SimulatorConfig,
 ) -> anyhow::Result<(Orderly, SqliteStore)> {
     let store = SqliteStore::open(
         data_dir,
@@ -60,30 +119,29 @@ pub fn open_app(
         },
     )
     .with_context(|| format!("opening the store in {}", data_dir.display()))?;
-    let shared = Arc::new(store.clone());
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let ports = Ports {
-        orders: shared.clone(),
-        inventory: shared.clone(),
-        idempotency: shared.clone(),
-        readiness: shared,
-        clock,
-    };
+    let gateway = Arc::new(PaymentSimulator::new(payment));
+    let ports = Ports::from_store(Arc::new(store.clone()), clock, gateway);
     Ok((Orderly::new(ports, settings), store))
 }
 
 /// A running server.
 #[derive(Debug)]
 pub struct Running {
-    addr: SocketAddr,
+    /// The bound address; `None` when only the worker runs.
+    addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     task: JoinHandle<anyhow::Result<()>>,
 }
 
 impl Running {
     /// The address actually bound (useful with port 0).
+    ///
+    /// # Panics
+    /// If the API is not served (`serve_api` false).
+    #[allow(clippy::expect_used)]
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.addr.expect("the API is not served")
     }
 
     /// Stops accepting, lets in-flight requests finish, closes the store.
@@ -98,14 +156,19 @@ impl Running {
         signal: impl std::future::Future<Output = ()>,
     ) -> anyhow::Result<()> {
         signal.await;
-        tracing::info!("shutting down: draining in-flight requests");
+        tracing::info!("shutting down: draining in-flight requests and messages");
         self.shutdown().await
     }
 }
 
-/// Binds, opens the store and starts serving in the background.
+/// Binds, opens the store and starts serving (and processing) in the background.
 pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
-    let (app, store) = open_app(&cfg.data_dir, cfg.durability, cfg.settings.clone())?;
+    let (app, store) = open_app(
+        &cfg.data_dir,
+        cfg.durability,
+        cfg.settings.clone(),
+        cfg.processing.payment.clone(),
+    )?;
     if cfg.seed_if_empty && app.products().await?.is_empty() {
         let created = app
             .seed(SeedMode::KeepExisting)
@@ -118,43 +181,72 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
             "empty catalogue: loaded the seed inventory"
         );
     }
-    let listener = tokio::net::TcpListener::bind(cfg.addr)
-        .await
-        .with_context(|| format!("binding {}", cfg.addr))?;
-    let addr = listener.local_addr()?;
-    let router = orderly_http::router(AppState {
-        app: app.clone(),
-        config: cfg.http.clone(),
-    });
-    let (stop, mut stopped) = watch::channel(false);
-    let mut purge_stop = stop.subscribe();
-    let task = tokio::spawn(async move {
-        let purge = tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(3600));
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => match app.purge_idempotency().await {
-                        Ok(0) => {}
-                        Ok(n) => tracing::info!(purged = n, "expired idempotency keys removed"),
-                        Err(e) => tracing::warn!(error = %e, "idempotency purge failed"),
-                    },
-                    _ = purge_stop.changed() => break,
-                }
-            }
+    let (stop, stopped) = watch::channel(false);
+    let worker = if cfg.run_worker {
+        let worker = build_worker(&app, &cfg.processing)?;
+        let signal = stop.subscribe();
+        Some(tokio::spawn(worker.run(signal)))
+    } else {
+        None
+    };
+    let (addr, http) = if cfg.serve_api {
+        let listener = tokio::net::TcpListener::bind(cfg.addr)
+            .await
+            .with_context(|| format!("binding {}", cfg.addr))?;
+        let addr = listener.local_addr()?;
+        let router = orderly_http::router(AppState {
+            app: app.clone(),
+            config: cfg.http.clone(),
         });
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            })
-            .await;
+        let mut stopped = stopped.clone();
+        let http = tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                })
+                .await
+        });
+        (Some(addr), Some(http))
+    } else {
+        (None, None)
+    };
+    let mut purge_stop = stopped;
+    let purge_app = app.clone();
+    let purge = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => match purge_app.purge_idempotency().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(purged = n, "expired idempotency keys removed"),
+                    Err(e) => tracing::warn!(error = %e, "idempotency purge failed"),
+                },
+                _ = purge_stop.changed() => break,
+            }
+        }
+    });
+    let task = tokio::spawn(async move {
+        // HTTP first: no new orders; then the worker finishes the messages in hand.
+        let served = match http {
+            Some(h) => h.await.context("HTTP task")?.context("serving HTTP"),
+            None => Ok(()),
+        };
+        if let Some(w) = worker {
+            w.await.context("worker task")?;
+        }
         let _ = purge.await;
         // Commit what the writer holds and stop it before reporting done.
         tokio::task::spawn_blocking(move || store.close())
             .await
             .context("closing the store")?;
-        served.context("serving HTTP")
+        served
     });
-    tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "orderly is serving");
+    match addr {
+        Some(addr) => {
+            tracing::info!(%addr, data_dir = %cfg.data_dir.display(), worker = cfg.run_worker, "orderly is serving")
+        }
+        None => tracing::info!(data_dir = %cfg.data_dir.display(), "orderly worker is running"),
+    }
     Ok(Running { addr, stop, task })
 }
 

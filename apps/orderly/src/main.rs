@@ -5,10 +5,14 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::time::Duration;
+
 use clap::{Args, Parser, Subcommand};
-use orderly::{LogFormat, ServeConfig};
+use orderly::{LogFormat, ProcessingConfig, ServeConfig};
 use orderly_core::Settings;
+use orderly_core::payment::SimulatorConfig;
 use orderly_core::ports::SeedMode;
+use orderly_core::saga::SagaSettings;
 use orderly_http::HttpConfig;
 use orderly_sqlite::Durability;
 
@@ -41,6 +45,92 @@ struct Store {
     durability: Durability,
 }
 
+#[derive(Debug, Args)]
+struct Processing {
+    /// Concurrent saga consumers.
+    #[arg(long, env = "ORDERLY_WORKERS", default_value_t = 4,
+          value_parser = clap::value_parser!(u64).range(1..=256))]
+    workers: u64,
+    /// Seconds a received message stays hidden (renewed while it is processed).
+    #[arg(long, env = "ORDERLY_VISIBILITY_TIMEOUT_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=43_200))]
+    visibility_timeout_secs: u64,
+    /// First redelivery delay of a failed message, in ms (doubles per attempt, jittered).
+    #[arg(long, env = "ORDERLY_REDELIVERY_BASE_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    redelivery_base_ms: u64,
+    /// Payment attempts in all (transient failures are retried).
+    #[arg(long, env = "ORDERLY_PAYMENT_ATTEMPTS", default_value_t = 3,
+          value_parser = clap::value_parser!(u32).range(1..=10))]
+    payment_attempts: u32,
+    /// First payment retry delay in ms (doubles per retry, full jitter).
+    #[arg(long, env = "ORDERLY_PAYMENT_RETRY_BASE_MS", default_value_t = 2000,
+          value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    payment_retry_base_ms: u64,
+    /// The payment simulator declines orders whose total exceeds this amount.
+    #[arg(long, env = "ORDERLY_PAYMENT_DECLINE_OVER", default_value = "10000.00",
+          value_parser = parse_money)]
+    payment_decline_over: orderly_core::Money,
+    /// The payment simulator declines this share of orders (0-100), chosen by order id.
+    #[arg(long, env = "ORDERLY_PAYMENT_DECLINE_PERCENT", default_value_t = 0,
+          value_parser = clap::value_parser!(u8).range(0..=100))]
+    payment_decline_percent: u8,
+    /// The payment simulator fails the first N attempts of every order transiently (tests).
+    #[arg(long, env = "ORDERLY_PAYMENT_TRANSIENT_FAILURES", default_value_t = 0)]
+    payment_transient_failures: u32,
+    /// SMTP server for customer mail, e.g. `smtp://127.0.0.1:2525` or
+    /// `smtps://user:pass@mail.example.com`. Unset: notifications are recorded and logged.
+    #[arg(long, env = "ORDERLY_SMTP_URL")]
+    smtp_url: Option<String>,
+    /// Sender of customer mail.
+    #[arg(
+        long,
+        env = "ORDERLY_SMTP_FROM",
+        default_value = "Orderly <orderly@localhost>"
+    )]
+    smtp_from: String,
+}
+
+fn parse_money(s: &str) -> Result<orderly_core::Money, String> {
+    orderly_core::Money::parse_decimal(s).map_err(|e| format!("{s:?} {e}"))
+}
+
+impl Processing {
+    fn config(self) -> anyhow::Result<ProcessingConfig> {
+        Ok(ProcessingConfig {
+            payment: SimulatorConfig {
+                decline_over: self.payment_decline_over,
+                decline_percent: self.payment_decline_percent,
+                transient_failures: self.payment_transient_failures,
+            },
+            saga: SagaSettings {
+                payment_attempts: self.payment_attempts,
+                payment_base_delay_ms: self.payment_retry_base_ms,
+            },
+            consumers: usize::try_from(self.workers)?,
+            visibility: Duration::from_secs(self.visibility_timeout_secs),
+            redelivery_base: Duration::from_millis(self.redelivery_base_ms),
+            smtp_url: self.smtp_url,
+            smtp_from: self.smtp_from,
+        })
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum DlqCommand {
+    /// List dead-lettered messages with their last error.
+    List {
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// Move dead letters back to their queues (all, or those named with --id).
+    Replay {
+        /// A dead-letter id (repeatable); none means all.
+        #[arg(long = "id")]
+        ids: Vec<String>,
+    },
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve the API on the embedded store.
@@ -62,6 +152,23 @@ enum Command {
         #[arg(long, env = "ORDERLY_SEED_IF_EMPTY", default_value_t = true,
               action = clap::ArgAction::Set)]
         seed_if_empty: bool,
+        #[command(flatten)]
+        processing: Processing,
+    },
+    /// Run only the worker (saga engine, event relay, subscribers) against a data dir that
+    /// an `orderly serve` may share.
+    Worker {
+        #[command(flatten)]
+        store: Store,
+        #[command(flatten)]
+        processing: Processing,
+    },
+    /// Inspect and replay dead-lettered messages.
+    Dlq {
+        #[command(flatten)]
+        store: Store,
+        #[command(subcommand)]
+        command: DlqCommand,
     },
     /// Load the seed catalogue (10 products). Existing products are left alone unless
     /// --add-stock or --reset says otherwise.
@@ -99,6 +206,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             idempotency_ttl_secs,
             max_body_bytes,
             seed_if_empty,
+            processing,
         } => {
             let cfg = ServeConfig {
                 addr,
@@ -112,9 +220,45 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     max_body_bytes: usize::try_from(max_body_bytes)?,
                 },
                 seed_if_empty,
+                processing: processing.config()?,
+                serve_api: true,
+                run_worker: true,
             };
             let running = orderly::start(cfg).await?;
             running.run_until(orderly::shutdown_signal()).await
+        }
+        Command::Worker { store, processing } => {
+            let mut cfg = ServeConfig::new(store.data_dir);
+            cfg.durability = store.durability;
+            cfg.processing = processing.config()?;
+            cfg.serve_api = false;
+            cfg.seed_if_empty = false;
+            let running = orderly::start(cfg).await?;
+            running.run_until(orderly::shutdown_signal()).await
+        }
+        Command::Dlq { store, command } => {
+            let (app, db) = orderly::open_app(
+                &store.data_dir,
+                store.durability,
+                Settings::default(),
+                SimulatorConfig::default(),
+            )?;
+            match command {
+                DlqCommand::List { limit } => {
+                    let items = app.dead_letters(limit).await?;
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&serde_json::json!({ "items": items }))?
+                    );
+                }
+                DlqCommand::Replay { ids } => {
+                    let ids = if ids.is_empty() { None } else { Some(ids) };
+                    let moved = app.replay_dead_letters(ids).await?;
+                    println!("{}", serde_json::json!({ "replayed": moved }));
+                }
+            }
+            tokio::task::spawn_blocking(move || db.close()).await?;
+            Ok(())
         }
         Command::Seed {
             store,
@@ -126,8 +270,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 (_, true) => SeedMode::Reset,
                 _ => SeedMode::KeepExisting,
             };
-            let (app, db) =
-                orderly::open_app(&store.data_dir, store.durability, Settings::default())?;
+            let (app, db) = orderly::open_app(
+                &store.data_dir,
+                store.durability,
+                Settings::default(),
+                SimulatorConfig::default(),
+            )?;
             let report = app.seed(mode).await?;
             for (id, outcome) in &report {
                 println!("{id}\t{outcome:?}");

@@ -1,4 +1,5 @@
-//! The order API end to end over HTTP, against the embedded store.
+//! The order API end to end over HTTP, against the embedded store. These tests run the
+//! API without the worker, so orders stay as the API leaves them.
 
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
@@ -6,7 +7,7 @@ mod common;
 
 use std::collections::{HashMap, HashSet};
 
-use common::{assert_error, seed_001_request, spawn_app};
+use common::{assert_error, seed_001_request, spawn_api_only as spawn_app};
 use serde_json::{Value, json};
 
 #[tokio::test]

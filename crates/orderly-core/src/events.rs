@@ -263,7 +263,11 @@ mod tests {
         let placed = DomainEvent::new(id, EventType::OrderPlaced, t, json!({}));
         let reserved = DomainEvent::new(id, EventType::InventoryReserved, t, json!({}));
         let targets = |e: &DomainEvent| -> Vec<&str> {
-            routes().into_iter().filter(|r| r.pattern.matches(e)).map(|r| r.target).collect()
+            routes()
+                .into_iter()
+                .filter(|r| r.pattern.matches(e))
+                .map(|r| r.target)
+                .collect()
         };
         assert_eq!(targets(&placed), [FULFILMENT, NOTIFICATIONS]);
         assert!(targets(&reserved).is_empty());

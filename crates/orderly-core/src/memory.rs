@@ -12,16 +12,15 @@ use crate::events::DomainEvent;
 use crate::model::{Order, OrderFilter, Page, Product, ProductSpec, Timestamp};
 use crate::money::CURRENCY;
 use crate::ports::{
-    Clock, DeadLetter, EventOutbox, IdempotencyBegin, IdempotencyStore, Inventory,
-    MAX_RECEIVES, Message, NackOutcome, NewOrder, Notification, NotificationLog, OrderStore,
-    PaymentLedger, PaymentState, Queue, QueueDepth, Readiness, ReleaseOutcome, ReserveOutcome,
-    Reservations, SagaLog, SeedMode, SeedOutcome, StepRecord, StoredResponse, Transition,
-    TransitionOutcome,
+    Clock, DeadLetter, EventOutbox, IdempotencyBegin, IdempotencyStore, Inventory, MAX_RECEIVES,
+    Message, NackOutcome, NewOrder, Notification, NotificationLog, OrderStore, PaymentLedger,
+    PaymentState, Queue, QueueDepth, Readiness, ReleaseOutcome, Reservations, ReserveOutcome,
+    SagaLog, SeedMode, SeedOutcome, StepRecord, StoredResponse, Transition, TransitionOutcome,
 };
 use crate::status::OrderStatus;
+use crate::types::{IdempotencyKey, OrderId, ProductId};
 use std::sync::Arc;
 use std::time::Duration;
-use crate::types::{IdempotencyKey, OrderId, ProductId};
 
 #[derive(Debug, Clone)]
 struct IdemRecord {
@@ -152,7 +151,12 @@ impl OrderStore for MemoryStore {
         let at = new.event.time;
         push_event(&mut s, new.event);
         s.queued.push(id);
-        enqueue(&mut s, ORDERS_QUEUE, serde_json::json!({ "orderId": id }).to_string(), at);
+        enqueue(
+            &mut s,
+            ORDERS_QUEUE,
+            serde_json::json!({ "orderId": id }).to_string(),
+            at,
+        );
         Ok(())
     }
 
@@ -580,7 +584,8 @@ impl Queue for MemoryStore {
 
     async fn ack(&self, queue: &str, id: &str) -> Result<(), StoreError> {
         let mut s = self.lock();
-        s.messages.retain(|m| !(m.queue == queue && msg_id(m) == id));
+        s.messages
+            .retain(|m| !(m.queue == queue && msg_id(m) == id));
         Ok(())
     }
 
@@ -624,7 +629,13 @@ impl Queue for MemoryStore {
     }
 
     async fn dead_letters(&self, limit: u32) -> Result<Vec<DeadLetter>, StoreError> {
-        Ok(self.lock().dead.iter().take(limit as usize).cloned().collect())
+        Ok(self
+            .lock()
+            .dead
+            .iter()
+            .take(limit as usize)
+            .cloned()
+            .collect())
     }
 
     async fn replay(&self, ids: Option<Vec<String>>) -> Result<Vec<String>, StoreError> {

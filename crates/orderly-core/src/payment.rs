@@ -113,10 +113,16 @@ mod tests {
         let big = Money::from_minor(1_199_940).unwrap();
         let o = id();
         for _ in 0..3 {
-            assert!(matches!(sim.charge(o, big).await, Ok(ChargeResult::Declined { .. })));
+            assert!(matches!(
+                sim.charge(o, big).await,
+                Ok(ChargeResult::Declined { .. })
+            ));
         }
         let ok = Money::from_minor(1_000_000).unwrap();
-        assert!(matches!(sim.charge(id(), ok).await, Ok(ChargeResult::Approved { .. })));
+        assert!(matches!(
+            sim.charge(id(), ok).await,
+            Ok(ChargeResult::Approved { .. })
+        ));
     }
 
     #[tokio::test]
@@ -136,7 +142,10 @@ mod tests {
                 declined += 1;
             }
         }
-        assert!((300..=500).contains(&declined), "{declined} of 2000 declined");
+        assert!(
+            (300..=500).contains(&declined),
+            "{declined} of 2000 declined"
+        );
     }
 
     #[tokio::test]
@@ -147,8 +156,17 @@ mod tests {
         });
         let o = id();
         let amount = Money::from_minor(100).unwrap();
-        assert!(matches!(sim.charge(o, amount).await, Err(GatewayError::Transient(_))));
-        assert!(matches!(sim.charge(o, amount).await, Err(GatewayError::Transient(_))));
-        assert!(matches!(sim.charge(o, amount).await, Ok(ChargeResult::Approved { .. })));
+        assert!(matches!(
+            sim.charge(o, amount).await,
+            Err(GatewayError::Transient(_))
+        ));
+        assert!(matches!(
+            sim.charge(o, amount).await,
+            Err(GatewayError::Transient(_))
+        ));
+        assert!(matches!(
+            sim.charge(o, amount).await,
+            Ok(ChargeResult::Approved { .. })
+        ));
     }
 }

@@ -263,8 +263,11 @@ pub enum ReleaseOutcome {
 pub trait Reservations: Send + Sync {
     /// Reserves every item of the order or none (never below zero stock), if the order is
     /// still `PENDING`, appending `event` (InventoryReserved) in the same write.
-    async fn reserve(&self, order: &Order, event: DomainEvent)
-    -> Result<ReserveOutcome, StoreError>;
+    async fn reserve(
+        &self,
+        order: &Order,
+        event: DomainEvent,
+    ) -> Result<ReserveOutcome, StoreError>;
 
     /// Returns the order's reserved units to stock, appending `event` (InventoryReleased)
     /// if anything was released.
@@ -278,9 +281,18 @@ pub trait Reservations: Send + Sync {
 /// A payment as the ledger knows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PaymentState {
-    Charged { payment_id: String, amount: Money },
-    Declined { reason: String },
-    Refunded { payment_id: String, refund_id: String, amount: Money },
+    Charged {
+        payment_id: String,
+        amount: Money,
+    },
+    Declined {
+        reason: String,
+    },
+    Refunded {
+        payment_id: String,
+        refund_id: String,
+        amount: Money,
+    },
 }
 
 /// What Orderly recorded about each order's payment (one per order).
@@ -309,9 +321,13 @@ pub trait PaymentLedger: Send + Sync {
 /// The answer of a payment provider to a charge.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChargeResult {
-    Approved { payment_id: String },
+    Approved {
+        payment_id: String,
+    },
     /// Final: the same charge will be declined again.
-    Declined { reason: String },
+    Declined {
+        reason: String,
+    },
 }
 
 /// A payment provider failure that is not a decline.
@@ -511,5 +527,8 @@ pub trait NotificationLog: Send + Sync {
         at: Timestamp,
     ) -> Result<(), StoreError>;
     /// Notifications recorded for an order, oldest first: (subject, recipient, transport).
-    async fn sent_for(&self, order_id: OrderId) -> Result<Vec<(String, String, String)>, StoreError>;
+    async fn sent_for(
+        &self,
+        order_id: OrderId,
+    ) -> Result<Vec<(String, String, String)>, StoreError>;
 }

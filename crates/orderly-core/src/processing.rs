@@ -211,10 +211,17 @@ impl Orderly {
                 return Err(StepError::Final("the payment was refunded".into()));
             }
         };
-        match self.ports().payments.record_charge(id, state, event).await? {
+        match self
+            .ports()
+            .payments
+            .record_charge(id, state, event)
+            .await?
+        {
             PaymentState::Charged { .. } => Ok(()),
             PaymentState::Declined { reason } => Err(StepError::Final(reason)),
-            PaymentState::Refunded { .. } => Err(StepError::Final("the payment was refunded".into())),
+            PaymentState::Refunded { .. } => {
+                Err(StepError::Final("the payment was refunded".into()))
+            }
         }
     }
 
@@ -268,7 +275,9 @@ impl Orderly {
             TransitionOutcome::Stale(o) => {
                 tracing::debug!(order_id = %id, status = %o.status, "fulfilment skipped")
             }
-            TransitionOutcome::NotFound => tracing::warn!(order_id = %id, "fulfilment of unknown order"),
+            TransitionOutcome::NotFound => {
+                tracing::warn!(order_id = %id, "fulfilment of unknown order")
+            }
         }
         Ok(())
     }

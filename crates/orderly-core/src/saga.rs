@@ -217,7 +217,11 @@ impl SagaDef {
 
     /// Every compensation, in the order a cancellation runs them (refund before release).
     pub fn all_compensations(&self) -> Vec<Action> {
-        self.steps.iter().rev().filter_map(|s| s.compensation).collect()
+        self.steps
+            .iter()
+            .rev()
+            .filter_map(|s| s.compensation)
+            .collect()
     }
 
     /// The actions taken when step `failed` fails for good (or none fails): forward steps
@@ -265,16 +269,36 @@ mod tests {
         let saga = SagaDef::orders(SagaSettings::default());
         assert_eq!(
             saga.path(None),
-            [ReserveInventory, ProcessPayment, ConfirmOrder, EmitOrderPlaced]
+            [
+                ReserveInventory,
+                ProcessPayment,
+                ConfirmOrder,
+                EmitOrderPlaced
+            ]
         );
-        assert_eq!(saga.path(Some(ReserveInventory)), [ReserveInventory, FailOrder]);
+        assert_eq!(
+            saga.path(Some(ReserveInventory)),
+            [ReserveInventory, FailOrder]
+        );
         assert_eq!(
             saga.path(Some(ProcessPayment)),
-            [ReserveInventory, ProcessPayment, ReleaseInventory, FailOrder]
+            [
+                ReserveInventory,
+                ProcessPayment,
+                ReleaseInventory,
+                FailOrder
+            ]
         );
         assert_eq!(
             saga.path(Some(ConfirmOrder)),
-            [ReserveInventory, ProcessPayment, ConfirmOrder, RefundPayment, ReleaseInventory, FailOrder]
+            [
+                ReserveInventory,
+                ProcessPayment,
+                ConfirmOrder,
+                RefundPayment,
+                ReleaseInventory,
+                FailOrder
+            ]
         );
         // A best-effort step never compensates.
         assert_eq!(saga.path(Some(EmitOrderPlaced)), saga.path(None));
@@ -295,7 +319,10 @@ mod tests {
         assert_eq!(p.delay(5, 1.0), Duration::from_millis(10_000));
         assert_eq!(p.delay(3, 0.5), Duration::from_millis(2000));
         assert_eq!(p.delay(3, 0.0), Duration::ZERO);
-        assert_eq!(p.worst_case_wait(), Duration::from_millis(2000 + 4000 + 8000 + 10_000));
+        assert_eq!(
+            p.worst_case_wait(),
+            Duration::from_millis(2000 + 4000 + 8000 + 10_000)
+        );
         for a in ["ReserveInventory", "FailOrder", "RefundPayment"] {
             assert_eq!(Action::parse(a).map(|x| x.as_str()), Some(a));
         }

@@ -57,7 +57,11 @@ pub struct Ports {
 
 impl Ports {
     /// Every port but the clock and the gateway from one adapter that implements them all.
-    pub fn from_store<S>(store: Arc<S>, clock: Arc<dyn Clock>, gateway: Arc<dyn PaymentGateway>) -> Ports
+    pub fn from_store<S>(
+        store: Arc<S>,
+        clock: Arc<dyn Clock>,
+        gateway: Arc<dyn PaymentGateway>,
+    ) -> Ports
     where
         S: OrderStore
             + Inventory
@@ -432,6 +436,21 @@ impl Orderly {
             out.push((id, outcome));
         }
         Ok(out)
+    }
+
+    /// Dead-lettered messages, oldest first.
+    pub async fn dead_letters(&self, limit: u32) -> Result<Vec<crate::ports::DeadLetter>, Error> {
+        Ok(self.ports.queue.dead_letters(limit).await?)
+    }
+
+    /// Moves dead letters (all, or the given ids) back to their queues; answers the ids.
+    pub async fn replay_dead_letters(
+        &self,
+        ids: Option<Vec<String>>,
+    ) -> Result<Vec<String>, Error> {
+        let moved = self.ports.queue.replay(ids).await?;
+        tracing::info!(count = moved.len(), "dead letters replayed");
+        Ok(moved)
     }
 
     pub async fn ready(&self) -> Result<(), Error> {

@@ -62,6 +62,11 @@ pub fn router(state: AppState) -> Router {
         .route("/orders/{order_id}/events", get(order_events))
         .route("/products", get(list_products))
         .route("/products/{product_id}", get(get_product).put(put_product))
+        .route("/admin/dlq", get(list_dead_letters))
+        .route(
+            "/admin/dlq/replay",
+            axum::routing::post(replay_dead_letters),
+        )
         .route("/health", get(health))
         .route("/ready", get(ready))
         .fallback(not_found)
@@ -233,6 +238,83 @@ async fn put_product(
         StatusCode::OK
     };
     Ok((status, axum::Json(product)))
+}
+
+async fn list_dead_letters(
+    State(state): State<AppState>,
+    query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<impl IntoResponse> {
+    let Query(pairs) = query.map_err(|e| ApiError::bad_field("query", e.body_text()))?;
+    let mut limit = 100;
+    for (k, v) in pairs {
+        match k.as_str() {
+            "limit" => {
+                limit = v
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::bad_field("limit", "must be a whole number from 1 to 1000")
+                    })?;
+            }
+            other => {
+                return Err(ApiError::bad_field(
+                    other,
+                    "is not a known query parameter (expected limit)",
+                ));
+            }
+        }
+    }
+    let items = state.app.dead_letters(limit).await?;
+    Ok(axum::Json(json!({ "items": items })))
+}
+
+/// `POST /admin/dlq/replay` with no body or `{}` replays everything; `{"ids": [...]}` only
+/// those dead letters.
+async fn replay_dead_letters(
+    State(state): State<AppState>,
+    body: axum::body::Bytes,
+) -> ApiResult<impl IntoResponse> {
+    let ids = if body.iter().all(u8::is_ascii_whitespace) {
+        None
+    } else {
+        let v: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest {
+                code: "malformed_json",
+                message: format!("the request body is not valid JSON: {e}"),
+                details: vec![orderly_core::FieldError::new("body", "is not valid JSON")],
+            })?;
+        let obj = v
+            .as_object()
+            .ok_or_else(|| ApiError::bad_field("body", "must be a JSON object"))?;
+        if let Some(k) = obj.keys().find(|k| k.as_str() != "ids") {
+            return Err(ApiError::bad_field(
+                k,
+                "is not a known field (expected ids)",
+            ));
+        }
+        match obj.get("ids") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(serde_json::Value::Array(a)) => Some(
+                a.iter()
+                    .enumerate()
+                    .map(|(i, x)| {
+                        x.as_str().map(str::to_owned).ok_or_else(|| {
+                            ApiError::bad_field(&format!("ids[{i}]"), "must be a string")
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+            ),
+            Some(_) => {
+                return Err(ApiError::bad_field(
+                    "ids",
+                    "must be an array of dead-letter ids",
+                ));
+            }
+        }
+    };
+    let replayed = state.app.replay_dead_letters(ids).await?;
+    Ok(axum::Json(json!({ "replayed": replayed })))
 }
 
 async fn health() -> impl IntoResponse {

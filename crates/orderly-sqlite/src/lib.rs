@@ -13,8 +13,8 @@
 //! an async runtime (it uses only runtime-independent channels).
 
 pub mod db;
-pub mod schema;
 mod processing;
+pub mod schema;
 mod store;
 
 pub use db::Durability;

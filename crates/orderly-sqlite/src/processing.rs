@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use orderly_core::ports::{
     DeadLetter, EventOutbox, MAX_RECEIVES, Message, NackOutcome, Notification, NotificationLog,
-    PaymentLedger, PaymentState, Queue, QueueDepth, ReleaseOutcome, ReserveOutcome, Reservations,
+    PaymentLedger, PaymentState, Queue, QueueDepth, ReleaseOutcome, Reservations, ReserveOutcome,
     SagaLog, StepRecord,
 };
 use orderly_core::saga::Action;
@@ -28,7 +28,12 @@ fn parse_handle(id: &str) -> Option<(i64, i64)> {
     Some((row.parse().ok()?, count.parse().ok()?))
 }
 
-fn to_dead_letters(c: &Connection, row: i64, error: Option<&str>, at: i64) -> Result<(), StoreError> {
+fn to_dead_letters(
+    c: &Connection,
+    row: i64,
+    error: Option<&str>,
+    at: i64,
+) -> Result<(), StoreError> {
     c.prepare_cached(
         "INSERT INTO dead_letters (id, queue, body, receive_count, last_error, enqueued_at, dead_at)
          SELECT id, queue, body, receive_count, coalesce(?2, last_error), enqueued_at, ?3
@@ -73,7 +78,12 @@ impl SqliteStore {
                 for (id, body, count, enqueued) in rows {
                     if count >= i64::from(MAX_RECEIVES) {
                         // Its last delivery timed out without an answer.
-                        to_dead_letters(c, id, Some("visibility timeout expired on the last allowed receive"), now)?;
+                        to_dead_letters(
+                            c,
+                            id,
+                            Some("visibility timeout expired on the last allowed receive"),
+                            now,
+                        )?;
                         continue;
                     }
                     c.prepare_cached(
@@ -101,7 +111,11 @@ impl SqliteStore {
     }
 
     /// Waits until this process writes a message or event, or `timeout` passes.
-    async fn wait_for_activity(&self, notified: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>, timeout: Duration) {
+    async fn wait_for_activity(
+        &self,
+        notified: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>,
+        timeout: Duration,
+    ) {
         tokio::select! {
             _ = notified => {}
             _ = tokio::time::sleep(timeout) => {}
@@ -198,7 +212,10 @@ impl Queue for SqliteStore {
                         "SELECT receive_count FROM queue
                          WHERE id = ?1 AND queue = ?2 AND receive_count = ?3",
                     )
-                    .and_then(|mut st| st.query_row(params![row, queue, count], |r| r.get(0)).optional())
+                    .and_then(|mut st| {
+                        st.query_row(params![row, queue, count], |r| r.get(0))
+                            .optional()
+                    })
                     .map_err(store_err)?;
                 match found {
                     None => Ok(NackOutcome::WillRetry),
@@ -251,7 +268,15 @@ impl Queue for SqliteStore {
                     )
                     .and_then(|mut st| {
                         st.query_map(params![i64::from(limit)], |r| {
-                            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?))
+                            Ok((
+                                r.get(0)?,
+                                r.get(1)?,
+                                r.get(2)?,
+                                r.get(3)?,
+                                r.get(4)?,
+                                r.get(5)?,
+                                r.get(6)?,
+                            ))
                         })?
                         .collect()
                     })
@@ -298,7 +323,10 @@ impl Queue for SqliteStore {
                     .and_then(|_| c.execute("DELETE FROM dead_letters WHERE id = ?1", params![id]))
                     .map_err(store_err)?;
                 }
-                Ok(chosen.into_iter().map(|i| i.to_string()).collect::<Vec<_>>())
+                Ok(chosen
+                    .into_iter()
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>())
             })
             .await?;
         if !moved.is_empty() {
@@ -310,9 +338,12 @@ impl Queue for SqliteStore {
     async fn purge_dead_letters(&self, before: Timestamp) -> Result<u64, StoreError> {
         self.db
             .write(move |c| {
-                c.execute("DELETE FROM dead_letters WHERE dead_at < ?1", params![before.millis()])
-                    .map(|n| n as u64)
-                    .map_err(store_err)
+                c.execute(
+                    "DELETE FROM dead_letters WHERE dead_at < ?1",
+                    params![before.millis()],
+                )
+                .map(|n| n as u64)
+                .map_err(store_err)
             })
             .await
     }
@@ -346,9 +377,11 @@ impl Queue for SqliteStore {
     async fn dead_letter_count(&self) -> Result<u64, StoreError> {
         self.db
             .read(|c| {
-                c.query_row("SELECT count(*) FROM dead_letters", [], |r| r.get::<_, i64>(0))
-                    .map(|n| n as u64)
-                    .map_err(store_err)
+                c.query_row("SELECT count(*) FROM dead_letters", [], |r| {
+                    r.get::<_, i64>(0)
+                })
+                .map(|n| n as u64)
+                .map_err(store_err)
             })
             .await
     }
@@ -392,7 +425,8 @@ impl Reservations for SqliteStore {
                     let stock: Option<i64> = c
                         .prepare_cached("SELECT stock FROM products WHERE product_id = ?1")
                         .and_then(|mut st| {
-                            st.query_row(params![item.product_id.as_str()], |r| r.get(0)).optional()
+                            st.query_row(params![item.product_id.as_str()], |r| r.get(0))
+                                .optional()
                         })
                         .map_err(store_err)?;
                     match stock {
@@ -416,11 +450,17 @@ impl Reservations for SqliteStore {
                              WHERE product_id = ?3 AND stock >= ?1",
                         )
                         .and_then(|mut st| {
-                            st.execute(params![i64::from(item.qty.get()), now, item.product_id.as_str()])
+                            st.execute(params![
+                                i64::from(item.qty.get()),
+                                now,
+                                item.product_id.as_str()
+                            ])
                         })
                         .map_err(store_err)?;
                     if n != 1 {
-                        return Err(StoreError::Backend("stock changed during a reservation".into()));
+                        return Err(StoreError::Backend(
+                            "stock changed during a reservation".into(),
+                        ));
                     }
                     held.push((item.product_id.as_str().to_owned(), item.qty.get()));
                 }
@@ -453,7 +493,10 @@ impl Reservations for SqliteStore {
                 let id = order_id.to_string();
                 let row: Option<(String, String)> = c
                     .prepare_cached("SELECT state, items FROM reservations WHERE order_id = ?1")
-                    .and_then(|mut st| st.query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+                    .and_then(|mut st| {
+                        st.query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))
+                            .optional()
+                    })
                     .map_err(store_err)?;
                 match row {
                     None => {
@@ -497,15 +540,23 @@ impl Reservations for SqliteStore {
 }
 
 fn load_payment(c: &Connection, id: &str) -> Result<Option<PaymentState>, StoreError> {
-    type Row = (String, Option<String>, Option<String>, Option<i64>, Option<String>);
+    type Row = (
+        String,
+        Option<String>,
+        Option<String>,
+        Option<i64>,
+        Option<String>,
+    );
     let row: Option<Row> = c
         .prepare_cached(
             "SELECT state, payment_id, refund_id, amount_minor, reason FROM payments
              WHERE order_id = ?1",
         )
         .and_then(|mut st| {
-            st.query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)))
-                .optional()
+            st.query_row(params![id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
+            .optional()
         })
         .map_err(store_err)?;
     let Some((state, payment_id, refund_id, amount, reason)) = row else {
@@ -532,7 +583,9 @@ fn load_payment(c: &Connection, id: &str) -> Result<Option<PaymentState>, StoreE
 #[async_trait]
 impl PaymentLedger for SqliteStore {
     async fn payment(&self, order_id: OrderId) -> Result<Option<PaymentState>, StoreError> {
-        self.db.read(move |c| load_payment(c, &order_id.to_string())).await
+        self.db
+            .read(move |c| load_payment(c, &order_id.to_string()))
+            .await
     }
 
     async fn record_charge(
@@ -688,7 +741,14 @@ impl EventOutbox for SqliteStore {
                         )
                         .and_then(|mut st| {
                             st.query_map(params![i64::from(limit)], |r| {
-                                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+                                Ok((
+                                    r.get(0)?,
+                                    r.get(1)?,
+                                    r.get(2)?,
+                                    r.get(3)?,
+                                    r.get(4)?,
+                                    r.get(5)?,
+                                ))
                             })?
                             .collect()
                         })
@@ -698,11 +758,13 @@ impl EventOutbox for SqliteStore {
                             Ok((
                                 seq,
                                 DomainEvent::from_parts(
-                                    uuid::Uuid::parse_str(&eid).map_err(|e| corrupt("event id", e))?,
+                                    uuid::Uuid::parse_str(&eid)
+                                        .map_err(|e| corrupt("event id", e))?,
                                     oid.parse().map_err(|e| corrupt("order id", e))?,
                                     kind.parse().map_err(|e| corrupt("event type", e))?,
                                     ts(time)?,
-                                    serde_json::from_str(&detail).map_err(|e| corrupt("event", e))?,
+                                    serde_json::from_str(&detail)
+                                        .map_err(|e| corrupt("event", e))?,
                                 ),
                             ))
                         })
@@ -785,8 +847,10 @@ impl NotificationLog for SqliteStore {
                      WHERE order_id = ?1 ORDER BY sent_at, rowid",
                 )
                 .and_then(|mut st| {
-                    st.query_map(params![order_id.to_string()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                        .collect()
+                    st.query_map(params![order_id.to_string()], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                    })?
+                    .collect()
                 })
                 .map_err(store_err)
             })

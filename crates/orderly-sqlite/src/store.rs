@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use orderly_core::cursor;
 use orderly_core::money::CURRENCY;
 use orderly_core::ports::{
-    Clock, SystemClock, IdempotencyBegin, IdempotencyStore, Inventory, NewOrder, OrderStore, Readiness, SeedMode,
-    SeedOutcome, StoredResponse, Transition, TransitionOutcome,
+    Clock, IdempotencyBegin, IdempotencyStore, Inventory, NewOrder, OrderStore, Readiness,
+    SeedMode, SeedOutcome, StoredResponse, SystemClock, Transition, TransitionOutcome,
 };
 use orderly_core::{
     DomainEvent, IdempotencyKey, Money, Order, OrderFilter, OrderId, Page, Product, ProductId,

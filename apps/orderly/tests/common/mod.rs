@@ -14,19 +14,35 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub data_dir: PathBuf,
     running: Option<Running>,
+    worker: bool,
     _dir: Option<tempfile::TempDir>,
 }
 
 pub fn config(data_dir: &Path) -> ServeConfig {
     let mut cfg = ServeConfig::new(data_dir.to_owned());
     cfg.addr = SocketAddr::from(([127, 0, 0, 1], 0));
+    cfg.processing.saga.payment_base_delay_ms = 5;
+    cfg.processing.redelivery_base = std::time::Duration::from_millis(20);
+    cfg.processing.visibility = std::time::Duration::from_secs(5);
     cfg
 }
 
-/// A server on a fresh temporary data directory, seeded with the seed catalogue.
+/// A server (API and worker) on a fresh temporary data directory, seeded with the seed
+/// catalogue, with fast retries.
 pub async fn spawn_app() -> TestApp {
+    spawn_configured(|_| {}).await
+}
+
+/// The API alone (no worker): orders stay as the API leaves them.
+pub async fn spawn_api_only() -> TestApp {
+    spawn_configured(|c| c.run_worker = false).await
+}
+
+/// A server on a fresh temporary data directory after `tweak` adjusts its configuration.
+pub async fn spawn_configured(tweak: impl FnOnce(&mut ServeConfig)) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
-    let cfg = config(dir.path());
+    let mut cfg = config(dir.path());
+    tweak(&mut cfg);
     let mut app = spawn_with(cfg).await;
     app._dir = Some(dir);
     app
@@ -35,12 +51,14 @@ pub async fn spawn_app() -> TestApp {
 /// A server with a custom configuration.
 pub async fn spawn_with(cfg: ServeConfig) -> TestApp {
     let data_dir = cfg.data_dir.clone();
+    let worker = cfg.run_worker;
     let running = orderly::start(cfg).await.expect("server starts");
     TestApp {
         addr: running.addr(),
         client: reqwest::Client::new(),
         data_dir,
         running: Some(running),
+        worker,
         _dir: None,
     }
 }
@@ -95,9 +113,9 @@ impl TestApp {
     /// Stops the server gracefully and starts a new one on the same data directory.
     pub async fn restart(&mut self) {
         self.stop().await;
-        let running = orderly::start(config(&self.data_dir))
-            .await
-            .expect("restart");
+        let mut cfg = config(&self.data_dir);
+        cfg.run_worker = self.worker;
+        let running = orderly::start(cfg).await.expect("restart");
         self.addr = running.addr();
         self.running = Some(running);
     }
@@ -141,4 +159,42 @@ pub async fn assert_error(
         );
     }
     body
+}
+
+impl TestApp {
+    /// Polls an order until its status is terminal (or `secs` pass) and returns it.
+    pub async fn wait_terminal(&self, id: &str, secs: u64) -> Value {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let (status, o) = self.get_json(&format!("/orders/{id}")).await;
+            assert_eq!(status, 200);
+            if matches!(
+                o["status"].as_str(),
+                Some("FULFILLED" | "FAILED" | "CANCELLED")
+            ) {
+                return o;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "order {id} stuck: {o}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// The detail types of an order's timeline.
+    pub async fn timeline(&self, id: &str) -> Vec<String> {
+        let (_, events) = self.get_json(&format!("/orders/{id}/events")).await;
+        events["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .map(|e| e["detailType"].as_str().expect("type").to_owned())
+            .collect()
+    }
+
+    pub async fn stock(&self, product: &str) -> u64 {
+        let (_, p) = self.get_json(&format!("/products/{product}")).await;
+        p["stock"].as_u64().expect("stock")
+    }
 }

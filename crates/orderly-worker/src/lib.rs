@@ -1,0 +1,305 @@
+//! # orderly-worker
+//!
+//! The processing side of the one-machine Orderly:
+//! - the local saga engine ([`engine`]), consuming the `orders` queue;
+//! - the outbox relay, handing recorded domain events to the event bus ([`bus`]: one
+//!   durable queue per subscription);
+//! - the subscribers: fulfilment (tracking id, `FULFILLED`) and notifications (mail to the
+//!   customer through a [`orderly_core::ports::Notifier`], see [`notify`]);
+//! - retention of dead letters.
+//!
+//! Every loop takes a shutdown signal and finishes the message in hand before it stops.
+//! It may depend on `orderly-core`, tokio and the mail client; it reaches storage only
+//! through the ports, so it runs unchanged on any adapter.
+
+pub mod bus;
+pub mod engine;
+pub mod notify;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use orderly_core::events::{FULFILMENT, NOTIFICATIONS};
+use orderly_core::ports::{DLQ_RETENTION_SECS, EventBus, Message, NackOutcome, Notifier, Queue};
+use orderly_core::saga::SagaDef;
+use orderly_core::{DomainEvent, OrderId, Orderly};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+pub use engine::{SagaEngine, SagaOutcome};
+
+/// The queue the saga engine consumes (the order store enqueues into it).
+pub const ORDERS_QUEUE: &str = "orders";
+
+/// Tunables of the worker.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// Concurrent consumers of the orders queue.
+    pub consumers: usize,
+    /// Messages taken per receive.
+    pub batch: usize,
+    /// How long a received message stays hidden; renewed while it is being worked on.
+    pub visibility: Duration,
+    /// Longest a receive waits for a message (shutdown interrupts it).
+    pub poll_wait: Duration,
+    /// First redelivery delay of a failed message (doubles per receive, jittered).
+    pub redelivery_base: Duration,
+    pub saga: SagaDef,
+}
+
+impl WorkerConfig {
+    pub fn new(saga: SagaDef) -> WorkerConfig {
+        WorkerConfig {
+            consumers: 4,
+            batch: 8,
+            visibility: Duration::from_secs(30),
+            poll_wait: Duration::from_secs(10),
+            redelivery_base: Duration::from_secs(1),
+            saga,
+        }
+    }
+}
+
+/// Everything the worker runs.
+#[derive(Clone)]
+pub struct Worker {
+    app: Orderly,
+    bus: Arc<dyn EventBus>,
+    notifier: Arc<dyn Notifier>,
+    cfg: Arc<WorkerConfig>,
+}
+
+impl std::fmt::Debug for Worker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("cfg", &self.cfg)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a message failed; the text is recorded as the message's last error.
+type Failure = String;
+
+impl Worker {
+    pub fn new(
+        app: Orderly,
+        bus: Arc<dyn EventBus>,
+        notifier: Arc<dyn Notifier>,
+        cfg: WorkerConfig,
+    ) -> Worker {
+        Worker {
+            app,
+            bus,
+            notifier,
+            cfg: Arc::new(cfg),
+        }
+    }
+
+    pub fn engine(&self) -> SagaEngine {
+        SagaEngine::new(self.app.clone(), self.cfg.saga.clone())
+    }
+
+    /// Runs every loop until `shutdown` turns true, then lets each finish what it holds.
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        let mut tasks = JoinSet::new();
+        for _ in 0..self.cfg.consumers.max(1) {
+            let w = self.clone();
+            let engine = self.engine();
+            tasks.spawn(w.consume(ORDERS_QUEUE, shutdown.clone(), move |m| {
+                let engine = engine.clone();
+                async move { handle_order(&engine, &m).await }
+            }));
+        }
+        let w = self.clone();
+        let app = self.app.clone();
+        tasks.spawn(w.consume(FULFILMENT, shutdown.clone(), move |m| {
+            let app = app.clone();
+            async move {
+                let e = parse_event(&m)?;
+                app.fulfil(e.order_id).await.map_err(|e| e.to_string())
+            }
+        }));
+        let w = self.clone();
+        let (app, notifier) = (self.app.clone(), self.notifier.clone());
+        tasks.spawn(w.consume(NOTIFICATIONS, shutdown.clone(), move |m| {
+            let (app, notifier) = (app.clone(), notifier.clone());
+            async move { notify(&app, notifier.as_ref(), &parse_event(&m)?).await }
+        }));
+        tasks.spawn(self.clone().relay(shutdown.clone()));
+        tasks.spawn(self.clone().retention(shutdown.clone()));
+        while let Some(r) = tasks.join_next().await {
+            if let Err(e) = r {
+                tracing::error!(error = %e, "worker task failed");
+            }
+        }
+        tracing::info!("worker stopped");
+    }
+
+    /// Receives from `queue` and runs `handle` on each message until shutdown.
+    async fn consume<F, Fut>(
+        self,
+        queue: &'static str,
+        mut shutdown: watch::Receiver<bool>,
+        handle: F,
+    ) where
+        F: Fn(Message) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), Failure>> + Send,
+    {
+        let q = self.app.ports().queue.clone();
+        let cfg = self.cfg.clone();
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let received = tokio::select! {
+                r = q.receive(queue, cfg.batch, cfg.visibility, cfg.poll_wait) => r,
+                _ = shutdown.changed() => return,
+            };
+            let msgs = match received {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!(queue, error = %e, "receive failed");
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                        _ = shutdown.changed() => return,
+                    }
+                    continue;
+                }
+            };
+            for m in msgs {
+                let heartbeat =
+                    tokio::spawn(keep_hidden(q.clone(), queue, m.id.clone(), cfg.visibility));
+                let out = handle(m.clone()).await;
+                heartbeat.abort();
+                let done = match out {
+                    Ok(()) => q.ack(queue, &m.id).await.map(|_| ()),
+                    Err(why) => {
+                        let delay = engine::redelivery_delay(cfg.redelivery_base, m.receive_count);
+                        match q.nack(queue, &m.id, &why, delay).await {
+                            Ok(NackOutcome::DeadLettered) => {
+                                tracing::error!(queue, message = %m.id, error = %why, "message dead-lettered");
+                                Ok(())
+                            }
+                            Ok(NackOutcome::WillRetry) => {
+                                tracing::warn!(queue, message = %m.id, receive = m.receive_count, error = %why, "message will be retried");
+                                Ok(())
+                            }
+                            Err(e) => Err(e),
+                        }
+                    }
+                };
+                if let Err(e) = done {
+                    tracing::warn!(queue, message = %m.id, error = %e, "could not settle message; it will be redelivered");
+                }
+            }
+        }
+    }
+
+    /// Hands recorded events to the bus, in order, at least once.
+    async fn relay(self, mut shutdown: watch::Receiver<bool>) {
+        let outbox = self.app.ports().outbox.clone();
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let batch = tokio::select! {
+                r = outbox.unpublished(256, self.cfg.poll_wait) => r,
+                _ = shutdown.changed() => return,
+            };
+            let failed = match batch {
+                Ok(b) if b.is_empty() => false,
+                Ok(b) => {
+                    let last = b.last().map(|(p, _)| *p).unwrap_or(0);
+                    let events: Vec<DomainEvent> = b.into_iter().map(|(_, e)| e).collect();
+                    match self.bus.publish(&events).await {
+                        Ok(()) => outbox.mark_published(last).await.is_err(),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "publishing events failed; retrying");
+                            true
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading the event outbox failed");
+                    true
+                }
+            };
+            if failed {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = shutdown.changed() => return,
+                }
+            }
+        }
+    }
+
+    /// Deletes dead letters older than the retention period, hourly.
+    async fn retention(self, mut shutdown: watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = shutdown.changed() => return,
+            }
+            let before = self.app.ports().clock.now().plus_secs(-DLQ_RETENTION_SECS);
+            match self.app.ports().queue.purge_dead_letters(before).await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(purged = n, "expired dead letters removed"),
+                Err(e) => tracing::warn!(error = %e, "dead-letter retention failed"),
+            }
+        }
+    }
+}
+
+/// Renews a message's visibility while its handler runs.
+async fn keep_hidden(q: Arc<dyn Queue>, queue: &'static str, id: String, visibility: Duration) {
+    let every = (visibility / 3).max(Duration::from_millis(100));
+    loop {
+        tokio::time::sleep(every).await;
+        if let Err(e) = q.extend(queue, &id, visibility).await {
+            tracing::warn!(queue, message = %id, error = %e, "cannot extend visibility");
+        }
+    }
+}
+
+fn parse_event(m: &Message) -> Result<DomainEvent, Failure> {
+    DomainEvent::from_json(&m.body).map_err(|e| format!("malformed event message: {e}"))
+}
+
+async fn handle_order(engine: &SagaEngine, m: &Message) -> Result<(), Failure> {
+    let v: serde_json::Value =
+        serde_json::from_str(&m.body).map_err(|e| format!("malformed order message: {e}"))?;
+    let id: OrderId = v
+        .get("orderId")
+        .and_then(|x| x.as_str())
+        .ok_or("malformed order message: no orderId")?
+        .parse()
+        .map_err(|e| format!("malformed order message: {e}"))?;
+    let out = engine.process(id).await.map_err(|e| e.0)?;
+    tracing::debug!(order_id = %id, outcome = ?out, "order processed");
+    Ok(())
+}
+
+/// The notifications subscriber: at most one mail per event, retried on transient errors.
+async fn notify(app: &Orderly, notifier: &dyn Notifier, e: &DomainEvent) -> Result<(), Failure> {
+    let log = app.ports().notifications.clone();
+    if log.was_sent(e.id).await.map_err(|x| x.to_string())? {
+        return Ok(());
+    }
+    let Some(n) = app.notification_for(e).await.map_err(|x| x.to_string())? else {
+        return Ok(());
+    };
+    match notifier.send(&n).await {
+        Ok(()) => {}
+        Err(err) if !err.transient => {
+            tracing::error!(order_id = %n.order_id, error = %err, "notification cannot be delivered");
+            return Ok(());
+        }
+        Err(err) => return Err(err.to_string()),
+    }
+    let at = app.ports().clock.now();
+    log.record_sent(&n, notifier.transport(), at)
+        .await
+        .map_err(|x| x.to_string())
+}
