@@ -4,7 +4,14 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use std::sync::Arc;
+
+use orderly_core::ports::Clock;
 use orderly_sqlite::{SqliteOptions, SqliteStore};
+use orderly_testkit::processing::{
+    notification_log_contract, outbox_contract, payment_ledger_contract, queue_contract,
+    reservations_contract, saga_log_contract,
+};
 use orderly_testkit::{idempotency_contract, inventory_contract, order_store_contract};
 
 /// Hands out fresh stores in numbered subdirectories of one temporary directory.
@@ -22,12 +29,16 @@ impl Stores {
     }
 
     fn fresh(&self) -> SqliteStore {
+        self.with_clock(SqliteOptions::default().clock)
+    }
+
+    fn with_clock(&self, clock: Arc<dyn Clock>) -> SqliteStore {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        SqliteStore::open(
-            &self.base.path().join(n.to_string()),
-            SqliteOptions::default(),
-        )
-        .expect("open store")
+        let opts = SqliteOptions {
+            clock,
+            ..SqliteOptions::default()
+        };
+        SqliteStore::open(&self.base.path().join(n.to_string()), opts).expect("open store")
     }
 }
 
@@ -47,4 +58,40 @@ async fn sqlite_inventory() {
 async fn sqlite_idempotency() {
     let stores = Stores::new();
     idempotency_contract(|| async { stores.fresh() }).await;
+}
+
+#[tokio::test]
+async fn sqlite_queue() {
+    let stores = Stores::new();
+    queue_contract(|clock| async { stores.with_clock(clock) }).await;
+}
+
+#[tokio::test]
+async fn sqlite_reservations() {
+    let stores = Stores::new();
+    reservations_contract(|| async { stores.fresh() }).await;
+}
+
+#[tokio::test]
+async fn sqlite_payment_ledger() {
+    let stores = Stores::new();
+    payment_ledger_contract(|| async { stores.fresh() }).await;
+}
+
+#[tokio::test]
+async fn sqlite_saga_log() {
+    let stores = Stores::new();
+    saga_log_contract(|| async { stores.fresh() }).await;
+}
+
+#[tokio::test]
+async fn sqlite_outbox() {
+    let stores = Stores::new();
+    outbox_contract(|| async { stores.fresh() }).await;
+}
+
+#[tokio::test]
+async fn sqlite_notification_log() {
+    let stores = Stores::new();
+    notification_log_contract(|| async { stores.fresh() }).await;
 }

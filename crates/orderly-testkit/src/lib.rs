@@ -7,6 +7,8 @@
 //! It may depend on `orderly-core` only (plus test helpers); adapters depend on it as a
 //! dev-dependency.
 
+pub mod processing;
+
 use std::future::Future;
 
 use orderly_core::model::{Order, OrderFilter, OrderItem, ProductSpec, Timestamp};
@@ -268,7 +270,7 @@ where
     }
 }
 
-fn spec(id: &str, price: i64, stock: u32) -> ProductSpec {
+pub fn spec(id: &str, price: i64, stock: u32) -> ProductSpec {
     ProductSpec {
         product_id: id.parse().expect("id"),
         name: format!("Product {id}"),

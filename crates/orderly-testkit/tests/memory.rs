@@ -3,6 +3,10 @@
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
 use orderly_core::memory::MemoryStore;
+use orderly_testkit::processing::{
+    notification_log_contract, outbox_contract, payment_ledger_contract, queue_contract,
+    reservations_contract, saga_log_contract,
+};
 use orderly_testkit::{idempotency_contract, inventory_contract, order_store_contract};
 
 #[tokio::test]
@@ -18,4 +22,34 @@ async fn memory_inventory() {
 #[tokio::test]
 async fn memory_idempotency() {
     idempotency_contract(|| async { MemoryStore::new() }).await;
+}
+
+#[tokio::test]
+async fn memory_queue() {
+    queue_contract(|clock| async move { MemoryStore::with_clock(clock) }).await;
+}
+
+#[tokio::test]
+async fn memory_reservations() {
+    reservations_contract(|| async { MemoryStore::new() }).await;
+}
+
+#[tokio::test]
+async fn memory_payment_ledger() {
+    payment_ledger_contract(|| async { MemoryStore::new() }).await;
+}
+
+#[tokio::test]
+async fn memory_saga_log() {
+    saga_log_contract(|| async { MemoryStore::new() }).await;
+}
+
+#[tokio::test]
+async fn memory_outbox() {
+    outbox_contract(|| async { MemoryStore::new() }).await;
+}
+
+#[tokio::test]
+async fn memory_notification_log() {
+    notification_log_contract(|| async { MemoryStore::new() }).await;
 }
