@@ -38,10 +38,20 @@ struct Cli {
 #[derive(Debug, Args)]
 struct Store {
     /// Directory holding the embedded database (created if missing).
-    #[arg(long, env = "ORDERLY_DATA_DIR", default_value = "./data")]
+    #[arg(
+        long,
+        env = "ORDERLY_DATA_DIR",
+        default_value = "./data",
+        global = true
+    )]
     data_dir: PathBuf,
     /// Commit durability: `full` survives power loss, `normal` survives process crashes.
-    #[arg(long, env = "ORDERLY_DURABILITY", default_value = "full")]
+    #[arg(
+        long,
+        env = "ORDERLY_DURABILITY",
+        default_value = "full",
+        global = true
+    )]
     durability: Durability,
 }
 

@@ -176,3 +176,111 @@ async fn seed_is_idempotent_unless_asked_to_add_stock() {
     let reset = seed(dir.path(), &["--reset"]);
     assert_eq!(reset.matches("Reset").count(), 10, "{reset}");
 }
+
+#[tokio::test]
+async fn a_separate_worker_process_processes_what_an_api_only_server_accepts() {
+    let dir = tempfile::tempdir().unwrap();
+    // The API alone, in this process, with no worker of its own.
+    let mut cfg = orderly::ServeConfig::new(dir.path().to_owned());
+    cfg.addr = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    cfg.run_worker = false;
+    let api = orderly::start(cfg).await.unwrap();
+    let addr = api.addr();
+    // `orderly worker` as its own process on the same data directory.
+    let mut worker = Command::new(BIN)
+        .args([
+            "worker",
+            "--log-format",
+            "json",
+            "--payment-retry-base-ms",
+            "5",
+            "--data-dir",
+        ])
+        .arg(dir.path())
+        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let r = client
+        .post(format!("http://{addr}/orders"))
+        .json(&json!({"userId": "split", "items": [{"productId": "PROD-004", "qty": 2}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let id = r.json::<Value>().await.unwrap()["orderId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let o: Value = client
+            .get(format!("http://{addr}/orders/{id}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if o["status"] == "FULFILLED" {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "not processed: {o}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    sigterm(&worker);
+    assert!(
+        worker.wait().unwrap().success(),
+        "the worker stops cleanly on SIGTERM"
+    );
+    api.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_dlq_commands_list_and_replay_dead_letters() {
+    use orderly_core::ports::Queue;
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = orderly_sqlite::SqliteStore::open(dir.path(), Default::default()).unwrap();
+        store
+            .send("orders", "not an order", Duration::ZERO)
+            .await
+            .unwrap();
+        for _ in 0..3 {
+            let m = store
+                .receive("orders", 1, Duration::from_secs(30), Duration::ZERO)
+                .await
+                .unwrap();
+            store
+                .nack("orders", &m[0].id, "cannot parse", Duration::ZERO)
+                .await
+                .unwrap();
+        }
+        store.close();
+    }
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN)
+            .arg("dlq")
+            .args(args)
+            .arg("--data-dir")
+            .arg(dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let listed = run(&["list"]);
+    let items = listed["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["lastError"], "cannot parse");
+    assert_eq!(items[0]["body"], "not an order");
+    let id = items[0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(run(&["replay", "--id", "nope"])["replayed"], json!([]));
+    assert_eq!(run(&["replay", "--id", &id])["replayed"], json!([id]));
+    assert_eq!(run(&["list"])["items"], json!([]));
+}

@@ -80,7 +80,11 @@ impl Env {
         let body = json!({"userId": "u", "customerEmail": "ada@example.com",
                           "items": [{"productId": product, "qty": qty}]});
         let req = parse_create_order(&body).unwrap();
-        self.app.place_order(req, &body, None).await.unwrap().order_id
+        self.app
+            .place_order(req, &body, None)
+            .await
+            .unwrap()
+            .order_id
     }
 
     async fn until<F: Fn() -> Fut, Fut: Future<Output = bool>>(&self, what: &str, f: F) {
@@ -117,19 +121,44 @@ async fn orders_flow_through_saga_relay_fulfilment_and_notifications() {
     let mut env = start().await;
     let id = env.place("PROD-001", 1).await;
     let failed = env.place("PROD-005", 60).await;
-    env.until("fulfilment", || async { env.status(id).await == OrderStatus::Fulfilled })
-        .await;
-    env.until("failure", || async { env.status(failed).await == OrderStatus::Failed })
-        .await;
-    env.until("three mails", || async { env.mail.0.lock().unwrap().len() == 3 })
-        .await;
-    let subjects: Vec<String> = env.mail.0.lock().unwrap().iter().map(|n| n.subject.clone()).collect();
-    assert!(subjects.contains(&format!("Order {id} confirmed")), "{subjects:?}");
-    assert!(subjects.contains(&format!("Order {id} is on its way")), "{subjects:?}");
-    assert!(subjects.contains(&format!("Order {failed} could not be completed")), "{subjects:?}");
+    env.until("fulfilment", || async {
+        env.status(id).await == OrderStatus::Fulfilled
+    })
+    .await;
+    env.until("failure", || async {
+        env.status(failed).await == OrderStatus::Failed
+    })
+    .await;
+    env.until("three mails", || async {
+        env.mail.0.lock().unwrap().len() == 3
+    })
+    .await;
+    let subjects: Vec<String> = env
+        .mail
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|n| n.subject.clone())
+        .collect();
+    assert!(
+        subjects.contains(&format!("Order {id} confirmed")),
+        "{subjects:?}"
+    );
+    assert!(
+        subjects.contains(&format!("Order {id} is on its way")),
+        "{subjects:?}"
+    );
+    assert!(
+        subjects.contains(&format!("Order {failed} could not be completed")),
+        "{subjects:?}"
+    );
     let sent = env.app.ports().notifications.sent_for(id).await.unwrap();
     assert_eq!(sent.len(), 2);
-    assert!(sent.iter().all(|(_, to, transport)| to == "ada@example.com" && transport == "test"));
+    assert!(
+        sent.iter()
+            .all(|(_, to, transport)| to == "ada@example.com" && transport == "test")
+    );
     env.stop().await;
 }
 
@@ -140,17 +169,31 @@ async fn a_poison_message_is_dead_lettered_after_three_receives_and_can_be_repla
     q.send(ORDERS_QUEUE, "this is not an order message", Duration::ZERO)
         .await
         .unwrap();
-    env.until("dead letter", || async { q.dead_letter_count().await.unwrap() == 1 })
-        .await;
+    env.until("dead letter", || async {
+        q.dead_letter_count().await.unwrap() == 1
+    })
+    .await;
     let dead = env.app.dead_letters(10).await.unwrap();
     assert_eq!(dead[0].receive_count, 3);
-    assert!(dead[0].last_error.as_deref().unwrap().contains("malformed order message"));
+    assert!(
+        dead[0]
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("malformed order message")
+    );
     assert_eq!(q.depth(ORDERS_QUEUE).await.unwrap().waiting, 0);
-    let replayed = env.app.replay_dead_letters(Some(vec![dead[0].id.clone()])).await.unwrap();
+    let replayed = env
+        .app
+        .replay_dead_letters(Some(vec![dead[0].id.clone()]))
+        .await
+        .unwrap();
     assert_eq!(replayed.len(), 1);
     // Still poison: it goes round again and lands back in the dead-letter queue.
-    env.until("dead again", || async { q.dead_letter_count().await.unwrap() == 1 })
-        .await;
+    env.until("dead again", || async {
+        q.dead_letter_count().await.unwrap() == 1
+    })
+    .await;
     env.stop().await;
 }
 
@@ -158,14 +201,21 @@ async fn a_poison_message_is_dead_lettered_after_three_receives_and_can_be_repla
 async fn redelivered_and_replayed_messages_of_finished_orders_change_nothing() {
     let mut env = start().await;
     let id = env.place("PROD-002", 2).await;
-    env.until("fulfilment", || async { env.status(id).await == OrderStatus::Fulfilled })
+    env.until("fulfilment", || async {
+        env.status(id).await == OrderStatus::Fulfilled
+    })
+    .await;
+    env.until("mails", || async { env.mail.0.lock().unwrap().len() == 2 })
         .await;
-    env.until("mails", || async { env.mail.0.lock().unwrap().len() == 2 }).await;
     let before = (
         env.app.order(id).await.unwrap(),
         env.app.order_events(id).await.unwrap().len(),
         env.app.ports().payments.payment(id).await.unwrap(),
-        env.app.product(&"PROD-002".parse().unwrap()).await.unwrap().stock,
+        env.app
+            .product(&"PROD-002".parse().unwrap())
+            .await
+            .unwrap()
+            .stock,
     );
     assert_eq!(before.3, 298);
     let q = env.app.ports().queue.clone();
@@ -183,7 +233,9 @@ async fn redelivered_and_replayed_messages_of_finished_orders_change_nothing() {
         .find(|e| e.detail_type == orderly_core::EventType::OrderPlaced)
         .unwrap();
     for target in ["fulfilment", "notifications"] {
-        q.send(target, &placed.to_json(), Duration::ZERO).await.unwrap();
+        q.send(target, &placed.to_json(), Duration::ZERO)
+            .await
+            .unwrap();
     }
     env.until("queues drained", || async {
         let mut empty = true;
@@ -198,10 +250,18 @@ async fn redelivered_and_replayed_messages_of_finished_orders_change_nothing() {
         env.app.order(id).await.unwrap(),
         env.app.order_events(id).await.unwrap().len(),
         env.app.ports().payments.payment(id).await.unwrap(),
-        env.app.product(&"PROD-002".parse().unwrap()).await.unwrap().stock,
+        env.app
+            .product(&"PROD-002".parse().unwrap())
+            .await
+            .unwrap()
+            .stock,
     );
     assert_eq!(after, before);
-    assert_eq!(env.mail.0.lock().unwrap().len(), 2, "no second mail for the same event");
+    assert_eq!(
+        env.mail.0.lock().unwrap().len(),
+        2,
+        "no second mail for the same event"
+    );
     env.stop().await;
 
     // With the worker stopped, the order's message fails three times by hand and is
@@ -231,7 +291,11 @@ async fn redelivered_and_replayed_messages_of_finished_orders_change_nothing() {
         env.app.order(id).await.unwrap(),
         env.app.order_events(id).await.unwrap().len(),
         env.app.ports().payments.payment(id).await.unwrap(),
-        env.app.product(&"PROD-002".parse().unwrap()).await.unwrap().stock,
+        env.app
+            .product(&"PROD-002".parse().unwrap())
+            .await
+            .unwrap()
+            .stock,
     );
     assert_eq!(replayed, before);
     env.stop().await;
