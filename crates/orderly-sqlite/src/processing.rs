@@ -15,7 +15,9 @@ use orderly_core::{DomainEvent, Order, OrderId, OrderStatus, StoreError, Timesta
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::db::store_err;
-use crate::store::{SqliteStore, corrupt, insert_event, money, ts};
+use crate::store::{
+    EVENT_COLS, SqliteStore, corrupt, enqueue, event_from_row, insert_event, money, ts,
+};
 
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
@@ -110,15 +112,38 @@ impl SqliteStore {
             .await
     }
 
-    /// Waits until this process writes a message or event, or `timeout` passes.
-    async fn wait_for_activity(
+    /// Calls `attempt` until it finds something or `wait` passes. Between attempts it
+    /// sleeps until this process writes a message or event, the next delayed item (the
+    /// attempt's second value, epoch ms) turns visible, or [`CROSS_PROCESS_POLL`] passes.
+    async fn long_poll<T, F, Fut>(
         &self,
-        notified: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>,
-        timeout: Duration,
-    ) {
-        tokio::select! {
-            _ = notified => {}
-            _ = tokio::time::sleep(timeout) => {}
+        wait: Duration,
+        mut attempt: F,
+    ) -> Result<Vec<T>, StoreError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<(Vec<T>, Option<i64>), StoreError>>,
+    {
+        let deadline = Instant::now() + wait;
+        loop {
+            // Register interest before looking, so a write in between is not missed.
+            let notified = self.wake.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let (found, next_visible) = attempt().await?;
+            let now = Instant::now();
+            if !found.is_empty() || now >= deadline {
+                return Ok(found);
+            }
+            let mut sleep = (deadline - now).min(CROSS_PROCESS_POLL);
+            if let Some(next) = next_visible {
+                let until = u64::try_from(next - self.now().millis()).unwrap_or(0);
+                sleep = sleep.min(Duration::from_millis(until));
+            }
+            tokio::select! {
+                _ = notified => {}
+                _ = tokio::time::sleep(sleep) => {}
+            }
         }
     }
 }
@@ -134,14 +159,7 @@ impl Queue for SqliteStore {
         let now = self.now().millis();
         let visible = now.saturating_add(millis(delay));
         self.db
-            .write(move |c| {
-                c.prepare_cached(
-                    "INSERT INTO queue (queue, body, enqueued_at, visible_at) VALUES (?1, ?2, ?3, ?4)",
-                )
-                .and_then(|mut st| st.execute(params![queue, body, now, visible]))
-                .map(|_| ())
-                .map_err(store_err)
-            })
+            .write(move |c| enqueue(c, &queue, &body, now, visible))
             .await?;
         self.wake.notify_waiters();
         Ok(())
@@ -154,24 +172,8 @@ impl Queue for SqliteStore {
         visibility: Duration,
         wait: Duration,
     ) -> Result<Vec<Message>, StoreError> {
-        let deadline = Instant::now() + wait;
-        loop {
-            // Register interest before looking, so a write in between is not missed.
-            let notified = self.wake.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
-            let (msgs, next_visible) = self.receive_once(queue, max, visibility).await?;
-            let now = Instant::now();
-            if !msgs.is_empty() || now >= deadline {
-                return Ok(msgs);
-            }
-            let mut sleep = (deadline - now).min(CROSS_PROCESS_POLL);
-            if let Some(next) = next_visible {
-                let until = u64::try_from(next - self.now().millis()).unwrap_or(0);
-                sleep = sleep.min(Duration::from_millis(until));
-            }
-            self.wait_for_activity(notified, sleep).await;
-        }
+        self.long_poll(wait, || self.receive_once(queue, max, visibility))
+            .await
     }
 
     async fn ack(&self, queue: &str, id: &str) -> Result<(), StoreError> {
@@ -724,60 +726,29 @@ impl EventOutbox for SqliteStore {
         limit: u32,
         wait: Duration,
     ) -> Result<Vec<(i64, DomainEvent)>, StoreError> {
-        let deadline = Instant::now() + wait;
-        loop {
-            let notified = self.wake.notified();
-            tokio::pin!(notified);
-            notified.as_mut().enable();
+        self.long_poll(wait, || async move {
             let batch = self
                 .db
                 .read(move |c| {
-                    let rows: Vec<(i64, String, String, String, i64, String)> = c
-                        .prepare_cached(
-                            "SELECT seq, event_id, order_id, detail_type, time, detail FROM events
+                    let mut st = c
+                        .prepare_cached(&format!(
+                            "SELECT {EVENT_COLS} FROM events
                              WHERE seq > coalesce(
                                 (SELECT position FROM outbox_offsets WHERE name = 'bus'), 0)
-                             ORDER BY seq LIMIT ?1",
-                        )
-                        .and_then(|mut st| {
-                            st.query_map(params![i64::from(limit)], |r| {
-                                Ok((
-                                    r.get(0)?,
-                                    r.get(1)?,
-                                    r.get(2)?,
-                                    r.get(3)?,
-                                    r.get(4)?,
-                                    r.get(5)?,
-                                ))
-                            })?
-                            .collect()
-                        })
+                             ORDER BY seq LIMIT ?1"
+                        ))
                         .map_err(store_err)?;
-                    rows.into_iter()
-                        .map(|(seq, eid, oid, kind, time, detail)| {
-                            Ok((
-                                seq,
-                                DomainEvent::from_parts(
-                                    uuid::Uuid::parse_str(&eid)
-                                        .map_err(|e| corrupt("event id", e))?,
-                                    oid.parse().map_err(|e| corrupt("order id", e))?,
-                                    kind.parse().map_err(|e| corrupt("event type", e))?,
-                                    ts(time)?,
-                                    serde_json::from_str(&detail)
-                                        .map_err(|e| corrupt("event", e))?,
-                                ),
-                            ))
-                        })
-                        .collect::<Result<Vec<_>, StoreError>>()
+                    let mut rows = st.query(params![i64::from(limit)]).map_err(store_err)?;
+                    let mut out = Vec::new();
+                    while let Some(r) = rows.next().map_err(store_err)? {
+                        out.push(event_from_row(r)?);
+                    }
+                    Ok(out)
                 })
                 .await?;
-            let now = Instant::now();
-            if !batch.is_empty() || now >= deadline {
-                return Ok(batch);
-            }
-            let sleep = (deadline - now).min(CROSS_PROCESS_POLL);
-            self.wait_for_activity(notified, sleep).await;
-        }
+            Ok((batch, None))
+        })
+        .await
     }
 
     async fn mark_published(&self, position: i64) -> Result<(), StoreError> {

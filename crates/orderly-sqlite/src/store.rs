@@ -127,6 +127,45 @@ pub(crate) fn insert_event(conn: &Connection, e: &DomainEvent) -> Result<(), Sto
     Ok(())
 }
 
+/// Inserts a queue message visible from `visible_at_ms` (the outbox write of a change).
+pub(crate) fn enqueue(
+    c: &Connection,
+    queue: &str,
+    body: &str,
+    at_ms: i64,
+    visible_at_ms: i64,
+) -> Result<(), StoreError> {
+    c.prepare_cached(
+        "INSERT INTO queue (queue, body, enqueued_at, visible_at) VALUES (?1, ?2, ?3, ?4)",
+    )
+    .and_then(|mut st| st.execute(params![queue, body, at_ms, visible_at_ms]))
+    .map(|_| ())
+    .map_err(store_err)
+}
+
+/// Enqueues the processing message of an order.
+fn enqueue_processing(c: &Connection, id: OrderId, at: Timestamp) -> Result<(), StoreError> {
+    let body = serde_json::json!({ "orderId": id }).to_string();
+    enqueue(c, ORDERS_QUEUE, &body, at.millis(), at.millis())
+}
+
+/// Columns [`event_from_row`] reads.
+pub(crate) const EVENT_COLS: &str = "seq, event_id, order_id, detail_type, time, detail";
+
+/// An event row (selected as [`EVENT_COLS`]) with its position.
+pub(crate) fn event_from_row(r: &Row<'_>) -> Result<(i64, DomainEvent), StoreError> {
+    let get_s = |i: usize| r.get::<_, String>(i).map_err(store_err);
+    let seq: i64 = r.get(0).map_err(store_err)?;
+    let event = DomainEvent::from_parts(
+        get_s(1)?.parse().map_err(|e| corrupt("event id", e))?,
+        get_s(2)?.parse().map_err(|e| corrupt("order id", e))?,
+        get_s(3)?.parse().map_err(|e| corrupt("event type", e))?,
+        ts(r.get(4).map_err(store_err)?)?,
+        serde_json::from_str(&get_s(5)?).map_err(|e| corrupt("event detail", e))?,
+    );
+    Ok((seq, event))
+}
+
 const PRODUCT_COLS: &str =
     "product_id, name, price_minor, stock, category, created_at, updated_at, version";
 
@@ -259,13 +298,7 @@ impl OrderStore for SqliteStore {
                 })
                 .map_err(store_err)?;
                 insert_event(c, &new.event)?;
-                let body = serde_json::json!({ "orderId": id }).to_string();
-                c.prepare_cached(
-                    "INSERT INTO queue (queue, body, enqueued_at, visible_at)
-                     VALUES (?1, ?2, ?3, ?3)",
-                )
-                .and_then(|mut st| st.execute(params![ORDERS_QUEUE, body, o.created_at.millis()]))
-                .map_err(store_err)?;
+                enqueue_processing(c, o.order_id, o.created_at)?;
                 if let Some(idem) = &new.idempotency {
                     c.prepare_cached(
                         "INSERT INTO idempotency (key, fingerprint, state, response_status,
@@ -390,13 +423,7 @@ impl OrderStore for SqliteStore {
                 if changed == 1 {
                     insert_event(c, &t.event)?;
                     if t.enqueue_processing {
-                        let body = serde_json::json!({ "orderId": t.order_id }).to_string();
-                        c.prepare_cached(
-                            "INSERT INTO queue (queue, body, enqueued_at, visible_at)
-                             VALUES (?1, ?2, ?3, ?3)",
-                        )
-                        .and_then(|mut st| st.execute(params![ORDERS_QUEUE, body, t.at.millis()]))
-                        .map_err(store_err)?;
+                        enqueue_processing(c, t.order_id, t.at)?;
                     }
                 }
                 match (changed, load_order(c, t.order_id)?) {
@@ -431,25 +458,14 @@ impl OrderStore for SqliteStore {
         self.db
             .read(move |c| {
                 let mut st = c
-                    .prepare_cached(
-                        "SELECT event_id, detail_type, time, detail FROM events
-                         WHERE order_id = ?1 ORDER BY seq",
-                    )
+                    .prepare_cached(&format!(
+                        "SELECT {EVENT_COLS} FROM events WHERE order_id = ?1 ORDER BY seq"
+                    ))
                     .map_err(store_err)?;
                 let mut rows = st.query(params![id.to_string()]).map_err(store_err)?;
                 let mut out = Vec::new();
                 while let Some(r) = rows.next().map_err(store_err)? {
-                    let eid: String = r.get(0).map_err(store_err)?;
-                    let kind: String = r.get(1).map_err(store_err)?;
-                    let time: i64 = r.get(2).map_err(store_err)?;
-                    let detail: String = r.get(3).map_err(store_err)?;
-                    out.push(DomainEvent::from_parts(
-                        eid.parse().map_err(|e| corrupt("event id", e))?,
-                        id,
-                        kind.parse().map_err(|e| corrupt("event type", e))?,
-                        ts(time)?,
-                        serde_json::from_str(&detail).map_err(|e| corrupt("event detail", e))?,
-                    ));
+                    out.push(event_from_row(r)?.1);
                 }
                 Ok(out)
             })
