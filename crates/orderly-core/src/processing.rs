@@ -33,6 +33,15 @@ impl StepError {
     pub fn is_retryable(&self) -> bool {
         matches!(self, StepError::Retryable(_))
     }
+
+    /// The error name retry policies match on ([`crate::saga::RETRYABLE`] or
+    /// [`crate::saga::FINAL`]).
+    pub fn name(&self) -> &'static str {
+        match self {
+            StepError::Retryable(_) => crate::saga::RETRYABLE,
+            StepError::Final(_) => crate::saga::FINAL,
+        }
+    }
 }
 
 impl From<StoreError> for StepError {

@@ -55,11 +55,18 @@ impl std::fmt::Display for Action {
     }
 }
 
-/// When and how often a failed action is tried again. Only retryable errors are retried;
-/// a final error (a payment decline) never is.
+/// The error name of failures that may succeed when tried again (timeouts, busy stores).
+pub const RETRYABLE: &str = "Orderly.Retryable";
+/// The error name of failures that will not (declines, out of stock, a cancelled order).
+pub const FINAL: &str = "Orderly.Final";
+
+/// When and how often a failed action is tried again. Only errors named in `retry_on` are
+/// retried; a final error (a payment decline) never is.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RetryPolicy {
+    /// Error names that are retried (the same names the Step Functions Retry uses).
+    pub retry_on: &'static [&'static str],
     /// Attempts in all, the first included (1 = no retry).
     pub max_attempts: u32,
     /// Delay before the first retry.
@@ -73,6 +80,11 @@ pub struct RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// Whether a failure named `error` is retried by this policy.
+    pub fn retries(&self, error: &str) -> bool {
+        self.retry_on.contains(&error)
+    }
+
     /// The delay before attempt `next_attempt` (2 for the first retry), given a uniform
     /// random number in [0, 1) for the jitter.
     pub fn delay(&self, next_attempt: u32, random01: f64) -> Duration {
@@ -139,6 +151,7 @@ impl SagaDef {
     /// The order saga of SPEC.md.
     pub fn orders(settings: SagaSettings) -> SagaDef {
         let store_retry = RetryPolicy {
+            retry_on: &[RETRYABLE],
             max_attempts: 3,
             base_delay_ms: 200,
             backoff_rate: 2.0,
@@ -146,6 +159,7 @@ impl SagaDef {
             jitter: true,
         };
         let payment_retry = RetryPolicy {
+            retry_on: &[RETRYABLE],
             max_attempts: settings.payment_attempts.max(1),
             base_delay_ms: settings.payment_base_delay_ms,
             backoff_rate: 2.0,
@@ -184,6 +198,7 @@ impl SagaDef {
                 },
             ],
             compensation_retry: RetryPolicy {
+                retry_on: &[RETRYABLE],
                 max_attempts: 5,
                 base_delay_ms: 200,
                 backoff_rate: 2.0,
@@ -308,12 +323,14 @@ mod tests {
     #[test]
     fn backoff_grows_is_capped_and_jittered() {
         let p = RetryPolicy {
+            retry_on: &[RETRYABLE],
             max_attempts: 5,
             base_delay_ms: 2000,
             backoff_rate: 2.0,
             max_delay_ms: 10_000,
             jitter: true,
         };
+        assert!(p.retries(RETRYABLE) && !p.retries(FINAL));
         assert_eq!(p.delay(2, 1.0), Duration::from_millis(2000));
         assert_eq!(p.delay(3, 1.0), Duration::from_millis(4000));
         assert_eq!(p.delay(5, 1.0), Duration::from_millis(10_000));

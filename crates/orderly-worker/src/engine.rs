@@ -90,7 +90,7 @@ impl SagaEngine {
         loop {
             let out = self.app.run_action(action, order, reason).await;
             match out {
-                Err(StepError::Retryable(ref e)) if attempt < policy.max_attempts => {
+                Err(ref e) if policy.retries(e.name()) && attempt < policy.max_attempts => {
                     attempt += 1;
                     let delay = policy.delay(attempt, random01());
                     tracing::info!(order_id = %order.order_id, %action, attempt, delay_ms = delay.as_millis() as u64, error = %e, "retrying");

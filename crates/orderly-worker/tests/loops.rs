@@ -44,6 +44,11 @@ struct Env {
 }
 
 async fn start() -> Env {
+    start_with(None).await
+}
+
+/// A worker whose notifications go to `notifier` (or to the recording outbox).
+async fn start_with(notifier: Option<Arc<dyn Notifier>>) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
     let ports = Ports::from_store(
@@ -62,7 +67,8 @@ async fn start() -> Env {
     cfg.poll_wait = Duration::from_millis(500);
     let mail = Arc::new(Outbox::default());
     let bus = Arc::new(QueueBus::new(app.ports().queue.clone(), routes()));
-    let worker = Worker::new(app.clone(), bus, mail.clone(), cfg);
+    let sink: Arc<dyn Notifier> = notifier.unwrap_or_else(|| mail.clone());
+    let worker = Worker::new(app.clone(), bus, sink, cfg);
     let mut env = Env {
         app,
         mail,
@@ -298,5 +304,61 @@ async fn redelivered_and_replayed_messages_of_finished_orders_change_nothing() {
             .stock,
     );
     assert_eq!(replayed, before);
+    env.stop().await;
+}
+
+/// A mail server that is always down.
+struct Down;
+
+#[async_trait]
+impl Notifier for Down {
+    fn transport(&self) -> &'static str {
+        "down"
+    }
+    async fn send(&self, _: &Notification) -> Result<(), NotifyError> {
+        Err(NotifyError {
+            transient: true,
+            message: "connection refused".into(),
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_failing_subscriber_dead_letters_without_blocking_the_others() {
+    let mut env = start_with(Some(Arc::new(Down))).await;
+    let q = env.app.ports().queue.clone();
+    let ids = [
+        env.place("PROD-003", 1).await,
+        env.place("PROD-004", 1).await,
+    ];
+    for id in ids {
+        env.until("fulfilment despite the mail outage", || async {
+            env.status(id).await == OrderStatus::Fulfilled
+        })
+        .await;
+    }
+    // Each order's OrderPlaced and FulfillmentCompleted mails fail 3 times, then rest in
+    // the dead-letter queue with the reason.
+    env.until("four dead-lettered notifications", || async {
+        q.dead_letter_count().await.unwrap() == 4
+    })
+    .await;
+    let dead = env.app.dead_letters(10).await.unwrap();
+    assert!(dead.iter().all(|d| {
+        d.queue == "notifications"
+            && d.last_error
+                .as_deref()
+                .unwrap()
+                .contains("connection refused")
+    }));
+    assert!(
+        env.app
+            .ports()
+            .notifications
+            .sent_for(ids[0])
+            .await
+            .unwrap()
+            .is_empty()
+    );
     env.stop().await;
 }
