@@ -1,7 +1,25 @@
 #!/usr/bin/env bash
-# Runs every Orderly test: unit, property, contract and integration tests of all crates.
-# Usage: scripts/test.sh   (from anywhere; needs only the Rust toolchain)
+# Runs every Orderly test: unit, property, contract and integration tests of all crates,
+# then the AWS adapters' tests against the moto emulator, which this script installs
+# (into a cached virtualenv, see scripts/aws-tools.sh), starts on a free loopback port and
+# stops again.
+# Usage: scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo test --workspace --all-targets --locked
+
+tools="$(bash scripts/aws-tools.sh)"
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+log="$(mktemp)"
+"$tools/moto_server" -H 127.0.0.1 -p "$port" > "$log" 2>&1 &
+moto_pid=$!
+trap 'kill "$moto_pid" 2>/dev/null || true; wait "$moto_pid" 2>/dev/null || true; rm -f "$log"' EXIT
+for _ in $(seq 1 100); do
+  if curl -s -o /dev/null "http://127.0.0.1:$port/moto-api/"; then break; fi
+  if ! kill -0 "$moto_pid" 2>/dev/null; then cat "$log" >&2; echo "moto failed to start" >&2; exit 1; fi
+  sleep 0.2
+done
+export ORDERLY_TEST_AWS_ENDPOINT="http://127.0.0.1:$port"
+export MOTO_PORT="$port"
+cargo test -p orderly-aws --all-features --all-targets --locked

@@ -237,6 +237,18 @@ where
             panic!("a repeated transition must be stale");
         };
         assert_eq!(now, after);
+        // A different transition from the old status (another event) is stale too: the
+        // write is conditional on the status, not merely deduplicated by event.
+        let late = transition(
+            &o,
+            OrderStatus::Pending,
+            OrderStatus::Cancelled,
+            EventType::OrderCancelled,
+        );
+        let TransitionOutcome::Stale(now) = store.transition(late).await.expect("t") else {
+            panic!("a transition from a status the order left must be stale");
+        };
+        assert_eq!(now, after, "a stale transition writes nothing");
         // A transition the state machine forbids is never written, even if `from` matches.
         let bad = transition(
             &o,

@@ -159,8 +159,13 @@ async fn orders_flow_through_saga_relay_fulfilment_and_notifications() {
         subjects.contains(&format!("Order {failed} could not be completed")),
         "{subjects:?}"
     );
-    let sent = env.app.ports().notifications.sent_for(id).await.unwrap();
-    assert_eq!(sent.len(), 2);
+    // The mail goes out before it is recorded: wait for the record too.
+    let log = env.app.ports().notifications.clone();
+    env.until("both mails recorded", || async {
+        log.sent_for(id).await.unwrap().len() == 2
+    })
+    .await;
+    let sent = log.sent_for(id).await.unwrap();
     assert!(
         sent.iter()
             .all(|(_, to, transport)| to == "ada@example.com" && transport == "test")
