@@ -12,7 +12,8 @@ cargo test --workspace --all-targets --locked
 tools="$(bash scripts/aws-tools.sh)"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 log="$(mktemp)"
-"$tools/moto_server" -H 127.0.0.1 -p "$port" > "$log" 2>&1 &
+# One request at a time: see scripts/moto_serial.py for why.
+"$tools/python" scripts/moto_serial.py 127.0.0.1 "$port" > "$log" 2>&1 &
 moto_pid=$!
 trap 'kill "$moto_pid" 2>/dev/null || true; wait "$moto_pid" 2>/dev/null || true; rm -f "$log"' EXIT
 for _ in $(seq 1 100); do

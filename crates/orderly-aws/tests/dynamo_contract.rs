@@ -8,6 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use orderly_aws::dynamo::{DynamoStore, Tables, create_tables};
 use orderly_aws::{AwsSettings, sdk_config};
+use orderly_testkit::processing::{
+    notification_log_contract, payment_ledger_contract, reservations_contract, saga_log_contract,
+};
 use orderly_testkit::{idempotency_contract, inventory_contract, order_store_contract};
 
 static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -47,4 +50,76 @@ async fn dynamodb_inventory() {
 #[tokio::test]
 async fn dynamodb_idempotency() {
     idempotency_contract(fresh).await;
+}
+
+#[tokio::test]
+async fn dynamodb_reservations() {
+    reservations_contract(fresh).await;
+}
+
+#[tokio::test]
+async fn dynamodb_payment_ledger() {
+    payment_ledger_contract(fresh).await;
+}
+
+#[tokio::test]
+async fn dynamodb_saga_log() {
+    saga_log_contract(fresh).await;
+}
+
+#[tokio::test]
+async fn dynamodb_notification_log() {
+    notification_log_contract(fresh).await;
+}
+
+#[tokio::test]
+async fn twenty_concurrent_orders_for_the_last_unit_exactly_one_reserves() {
+    use orderly_core::ports::{Inventory, OrderStore, Reservations, ReserveOutcome};
+    use orderly_core::{DomainEvent, EventType, Money, OrderItem, Qty};
+    use std::sync::Arc;
+
+    let store = Arc::new(fresh().await);
+    store
+        .put_product(
+            orderly_testkit::spec("LAST", 1000, 1),
+            orderly_testkit::t0(),
+        )
+        .await
+        .unwrap();
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut o = orderly_testkit::order("racer", i);
+            o.items = vec![OrderItem {
+                product_id: "LAST".parse().unwrap(),
+                qty: Qty::new(1).unwrap(),
+                unit_price: Money::from_minor(1000).unwrap(),
+            }];
+            store.create(orderly_testkit::new_order(&o)).await.unwrap();
+            let e = DomainEvent::new(
+                o.order_id,
+                EventType::InventoryReserved,
+                o.created_at,
+                serde_json::json!({}),
+            );
+            store.reserve(&o, e).await.unwrap()
+        }));
+    }
+    let mut reserved = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            ReserveOutcome::Reserved => reserved += 1,
+            ReserveOutcome::Insufficient { available: 0, .. } => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(reserved, 1);
+    let stock = store
+        .product(&"LAST".parse().unwrap())
+        .await
+        .unwrap()
+        .unwrap()
+        .stock;
+    assert_eq!(stock, 0);
 }

@@ -11,10 +11,13 @@
 //! - inventory: PK `productId`.
 //! - idempotency: PK `key`; `ttl` (epoch seconds) for DynamoDB's TTL, and expiry checked
 //!   by the code as well because TTL deletion is lazy.
+//! - saga: PK `orderId`, SK `sk`: each order's reservation, payment, saga steps and sent
+//!   notifications ([`saga`]).
 //!
 //! Every multi-item change is one `TransactWriteItems`, so an order, its event and its
 //! idempotency record are written together or not at all.
 
+mod saga;
 mod schema;
 
 use std::collections::HashMap;
@@ -36,6 +39,7 @@ use orderly_core::{
     ProductId, ProductSpec, StoreError, Timestamp,
 };
 
+pub use saga::MAX_RESERVABLE_LINES;
 pub use schema::create_tables;
 
 type Item = HashMap<String, AttributeValue>;
@@ -47,16 +51,18 @@ pub struct Tables {
     pub events: String,
     pub inventory: String,
     pub idempotency: String,
+    pub saga: String,
 }
 
 impl Tables {
-    /// `<prefix>-orders`, `<prefix>-events`, `<prefix>-inventory`, `<prefix>-idempotency`.
+    /// `<prefix>-orders`, `-events`, `-inventory`, `-idempotency` and `-saga`.
     pub fn with_prefix(prefix: &str) -> Tables {
         Tables {
             orders: format!("{prefix}-orders"),
             events: format!("{prefix}-events"),
             inventory: format!("{prefix}-inventory"),
             idempotency: format!("{prefix}-idempotency"),
+            saga: format!("{prefix}-saga"),
         }
     }
 }
@@ -906,6 +912,7 @@ impl Readiness for DynamoStore {
             &self.tables.events,
             &self.tables.inventory,
             &self.tables.idempotency,
+            &self.tables.saga,
         ] {
             let out = self
                 .client

@@ -79,6 +79,7 @@ pub async fn create_tables(client: &Client, t: &Tables) -> Result<(), StoreError
         (&t.events, "orderId", Some("sk")),
         (&t.inventory, "productId", None),
         (&t.idempotency, "key", None),
+        (&t.saga, "orderId", Some("sk")),
     ] {
         if !missing(name) {
             continue;
@@ -111,7 +112,7 @@ pub async fn create_tables(client: &Client, t: &Tables) -> Result<(), StoreError
             .await
             .map_err(sdk_err)?;
     }
-    for name in [&t.orders, &t.events, &t.inventory, &t.idempotency] {
+    for name in [&t.orders, &t.events, &t.inventory, &t.idempotency, &t.saga] {
         for attempt in 0..100 {
             let out = client
                 .describe_table()
