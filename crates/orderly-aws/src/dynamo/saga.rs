@@ -61,6 +61,31 @@ impl DynamoStore {
         }
     }
 
+    /// The order's saga items whose sort key starts with `prefix`, all pages.
+    async fn saga_items(&self, order_id: OrderId, prefix: &str) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.tables.saga)
+                .key_condition_expression("orderId = :o AND begins_with(sk, :p)")
+                .expression_attribute_values(":o", s(order_id.to_string()))
+                .expression_attribute_values(":p", s(prefix))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(sdk_err)?;
+            items.extend(page.items().iter().cloned());
+            match page.last_evaluated_key() {
+                Some(k) => start = Some(k.clone()),
+                None => return Ok(items),
+            }
+        }
+    }
+
     async fn reservation_state(&self, order_id: OrderId) -> Result<Option<String>, StoreError> {
         Ok(self
             .saga_item(order_id, "reservation")
@@ -340,19 +365,8 @@ impl PaymentLedger for DynamoStore {
 #[async_trait]
 impl SagaLog for DynamoStore {
     async fn steps(&self, order_id: OrderId) -> Result<Vec<StepRecord>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.tables.saga)
-            .key_condition_expression("orderId = :o AND begins_with(sk, :p)")
-            .expression_attribute_values(":o", s(order_id.to_string()))
-            .expression_attribute_values(":p", s("step#"))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(sdk_err)?;
-        let mut steps = out
-            .items()
+        let items = self.saga_items(order_id, "step#").await?;
+        let mut steps = items
             .iter()
             .map(|i| {
                 let name = get_s(i, "action")?;
@@ -445,19 +459,8 @@ impl NotificationLog for DynamoStore {
         &self,
         order_id: OrderId,
     ) -> Result<Vec<(String, String, String)>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.tables.saga)
-            .key_condition_expression("orderId = :o AND begins_with(sk, :p)")
-            .expression_attribute_values(":o", s(order_id.to_string()))
-            .expression_attribute_values(":p", s("notified#"))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(sdk_err)?;
-        let mut rows = out
-            .items()
+        let items = self.saga_items(order_id, "notified#").await?;
+        let mut rows = items
             .iter()
             .map(|i| {
                 Ok((
