@@ -5,7 +5,10 @@
 //! (the local binary compiles none by default):
 //!
 //! - `dynamodb`: orders (with user, status and all-orders indexes for newest-first
-//!   listing), the audit log of events, the inventory, idempotency keys ([`dynamo`]).
+//!   listing), the audit log of events, the inventory, idempotency keys and the saga's
+//!   state ([`dynamo`]);
+//! - `eventbridge`: the event bus (`eventbridge`);
+//! - `sns`: customer notifications (`sns`).
 //!
 //! Every adapter passes the same contract suites (`orderly-testkit`) as the SQLite and
 //! in-memory adapters, run here against the moto emulator on loopback.
@@ -14,6 +17,10 @@
 
 #[cfg(feature = "dynamodb")]
 pub mod dynamo;
+#[cfg(feature = "eventbridge")]
+pub mod eventbridge;
+#[cfg(feature = "sns")]
+pub mod sns;
 
 /// Where and how to reach AWS.
 #[derive(Debug, Clone, Default)]
