@@ -91,6 +91,51 @@ impl DynamoStore {
     pub fn tables(&self) -> &Tables {
         &self.tables
     }
+
+    /// Runs one transaction; `Some(codes)` (one per item) when DynamoDB cancelled it.
+    pub(crate) async fn transact(
+        &self,
+        items: Vec<TransactWriteItem>,
+    ) -> Result<Option<Vec<String>>, StoreError> {
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(None),
+            Err(e) => match cancellation_codes(&e) {
+                Some(codes) => Ok(Some(codes)),
+                None => Err(sdk_err(e)),
+            },
+        }
+    }
+
+    /// The order's saga items whose sort key starts with `prefix`, all pages.
+    async fn saga_items(&self, order_id: OrderId, prefix: &str) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let page = self
+                .client
+                .query()
+                .table_name(&self.tables.saga)
+                .key_condition_expression("orderId = :o AND begins_with(sk, :p)")
+                .expression_attribute_values(":o", s(order_id.to_string()))
+                .expression_attribute_values(":p", s(prefix))
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(sdk_err)?;
+            items.extend(page.items().iter().cloned());
+            match page.last_evaluated_key() {
+                Some(k) => start = Some(k.clone()),
+                None => return Ok(items),
+            }
+        }
+    }
 }
 
 // ----- attribute helpers ----------------------------------------------------------------
@@ -349,19 +394,12 @@ impl OrderStore for DynamoStore {
                 .map_err(build_err)?;
             items.push(TransactWriteItem::builder().put(put).build());
         }
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(e) if cancellation_codes(&e).is_some() => Err(StoreError::Backend(format!(
+        match self.transact(items).await? {
+            None => Ok(()),
+            Some(_) => Err(StoreError::Backend(format!(
                 "order {} already exists",
                 new.order.order_id
             ))),
-            Err(e) => Err(sdk_err(e)),
         }
     }
 
@@ -481,19 +519,12 @@ impl OrderStore for DynamoStore {
             .map_err(build_err)?;
         let mut items = vec![TransactWriteItem::builder().update(update).build()];
         items.extend(event_writes(&self.tables.events, &t.event)?);
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => match self.get(t.order_id).await? {
+        match self.transact(items).await? {
+            None => match self.get(t.order_id).await? {
                 Some(o) => Ok(TransitionOutcome::Applied(o)),
                 None => Ok(TransitionOutcome::NotFound),
             },
-            Err(e) if cancellation_codes(&e).is_some() => current().await,
-            Err(e) => Err(sdk_err(e)),
+            Some(_) => current().await,
         }
     }
 
@@ -527,17 +558,7 @@ impl OrderStore for DynamoStore {
 
     async fn append_event(&self, event: DomainEvent) -> Result<bool, StoreError> {
         let items = event_writes(&self.tables.events, &event)?;
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(true),
-            Err(e) if cancellation_codes(&e).is_some() => Ok(false),
-            Err(e) => Err(sdk_err(e)),
-        }
+        Ok(self.transact(items).await?.is_none())
     }
 }
 

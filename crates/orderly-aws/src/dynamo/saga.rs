@@ -19,8 +19,8 @@ use orderly_core::saga::Action;
 use orderly_core::{DomainEvent, Order, OrderId, OrderStatus, StoreError, Timestamp};
 
 use super::{
-    DynamoStore, Item, build_err, cancellation_codes, corrupt, event_writes, get_n, get_s,
-    is_condition_failure, money, n, opt_s, s, sdk_err, ts,
+    DynamoStore, Item, build_err, corrupt, event_writes, get_n, get_s, is_condition_failure, money,
+    n, opt_s, s, sdk_err, ts,
 };
 
 /// Most order lines one reservation transaction can hold (100 actions, less the order
@@ -40,50 +40,6 @@ impl DynamoStore {
             .await
             .map_err(sdk_err)?;
         Ok(out.item().cloned())
-    }
-
-    async fn transact(
-        &self,
-        items: Vec<TransactWriteItem>,
-    ) -> Result<Option<Vec<String>>, StoreError> {
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(None),
-            Err(e) => match cancellation_codes(&e) {
-                Some(codes) => Ok(Some(codes)),
-                None => Err(sdk_err(e)),
-            },
-        }
-    }
-
-    /// The order's saga items whose sort key starts with `prefix`, all pages.
-    async fn saga_items(&self, order_id: OrderId, prefix: &str) -> Result<Vec<Item>, StoreError> {
-        let mut items = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let page = self
-                .client
-                .query()
-                .table_name(&self.tables.saga)
-                .key_condition_expression("orderId = :o AND begins_with(sk, :p)")
-                .expression_attribute_values(":o", s(order_id.to_string()))
-                .expression_attribute_values(":p", s(prefix))
-                .consistent_read(true)
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(sdk_err)?;
-            items.extend(page.items().iter().cloned());
-            match page.last_evaluated_key() {
-                Some(k) => start = Some(k.clone()),
-                None => return Ok(items),
-            }
-        }
     }
 
     async fn reservation_state(&self, order_id: OrderId) -> Result<Option<String>, StoreError> {
