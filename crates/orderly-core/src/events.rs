@@ -148,10 +148,17 @@ impl DomainEvent {
         )
     }
 
-    /// Parses an envelope as [`DomainEvent`] serializes it.
+    /// Parses an envelope as [`DomainEvent`] serializes it, or as an EventBridge rule
+    /// target receives an event Orderly published (`detail-type`, and the event id as
+    /// `detail.eventId`, since EventBridge assigns its own `id`; see `orderly-aws`).
     pub fn from_json(text: &str) -> Result<DomainEvent, InvalidValue> {
         let v: Value = serde_json::from_str(text)
             .map_err(|e| InvalidValue(format!("event is not JSON: {e}")))?;
+        DomainEvent::from_value(v)
+    }
+
+    /// [`DomainEvent::from_json`] on parsed JSON.
+    pub fn from_value(v: Value) -> Result<DomainEvent, InvalidValue> {
         let field = |name: &str| {
             v.get(name)
                 .and_then(Value::as_str)
@@ -160,11 +167,28 @@ impl DomainEvent {
         if field("source")? != SOURCE {
             return Err(InvalidValue("event source is not orderly".into()));
         }
-        let id = Uuid::parse_str(field("id")?).map_err(|e| InvalidValue(e.to_string()))?;
-        let kind: EventType = field("detailType")?.parse()?;
+        let eventbridge = v.get("detail-type").is_some();
+        let kind: EventType = if eventbridge {
+            field("detail-type")?
+        } else {
+            field("detailType")?
+        }
+        .parse()?;
         let time = Timestamp::parse_rfc3339(field("time")?)
             .ok_or_else(|| InvalidValue("event time is not RFC 3339".into()))?;
-        let detail = v.get("detail").cloned().unwrap_or(Value::Null);
+        let mut detail = v.get("detail").cloned().unwrap_or(Value::Null);
+        let id = if eventbridge {
+            let id = detail
+                .as_object_mut()
+                .and_then(|d| d.remove("eventId"))
+                .ok_or_else(|| InvalidValue("event detail has no eventId".into()))?;
+            id.as_str()
+                .map(str::to_owned)
+                .ok_or_else(|| InvalidValue("eventId is not a string".into()))?
+        } else {
+            field("id")?.to_owned()
+        };
+        let id = Uuid::parse_str(&id).map_err(|e| InvalidValue(format!("event id: {e}")))?;
         let order_id: OrderId = detail
             .get("orderId")
             .and_then(Value::as_str)

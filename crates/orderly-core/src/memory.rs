@@ -20,7 +20,8 @@ use crate::ports::{
 use crate::status::OrderStatus;
 use crate::types::{IdempotencyKey, OrderId, ProductId};
 use std::sync::Arc;
-use std::time::Duration;
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone)]
 struct IdemRecord {
@@ -45,6 +46,10 @@ struct QueuedMsg {
 struct State {
     next_msg: u64,
     messages: Vec<QueuedMsg>,
+    /// Moves whenever a message may have become receivable; long polls wait on it.
+    queue_version: u64,
+    /// Long polls waiting for `queue_version` to move.
+    receivers: Vec<Waker>,
     dead: Vec<DeadLetter>,
     /// Events in recording order (the outbox) and how many were published.
     event_log: Vec<DomainEvent>,
@@ -110,7 +115,16 @@ fn push_event(state: &mut State, event: DomainEvent) -> bool {
     true
 }
 
+/// Wakes the long polls waiting in `receive`.
+fn wake_receivers(state: &mut State) {
+    state.queue_version = state.queue_version.wrapping_add(1);
+    for w in state.receivers.drain(..) {
+        w.wake();
+    }
+}
+
 fn enqueue(state: &mut State, queue: &str, body: String, at: Timestamp) {
+    wake_receivers(state);
     state.next_msg += 1;
     let id = state.next_msg;
     state.messages.push(QueuedMsg {
@@ -124,8 +138,7 @@ fn enqueue(state: &mut State, queue: &str, body: String, at: Timestamp) {
     });
 }
 
-/// The queue orders are processed from.
-pub const ORDERS_QUEUE: &str = "orders";
+pub use crate::ports::ORDERS_QUEUE;
 
 #[async_trait]
 impl OrderStore for MemoryStore {
@@ -154,7 +167,7 @@ impl OrderStore for MemoryStore {
         enqueue(
             &mut s,
             ORDERS_QUEUE,
-            serde_json::json!({ "orderId": id }).to_string(),
+            crate::ports::processing_message(id),
             at,
         );
         Ok(())
@@ -224,7 +237,7 @@ impl OrderStore for MemoryStore {
         let out = order.clone();
         push_event(&mut s, t.event);
         if t.enqueue_processing {
-            let body = serde_json::json!({ "orderId": t.order_id }).to_string();
+            let body = crate::ports::processing_message(t.order_id);
             enqueue(&mut s, ORDERS_QUEUE, body, t.at);
         }
         Ok(TransitionOutcome::Applied(out))
@@ -529,26 +542,15 @@ fn ms(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
-#[async_trait]
-impl Queue for MemoryStore {
-    async fn send(&self, queue: &str, body: &str, delay: Duration) -> Result<(), StoreError> {
-        let now = self.clock.now();
-        let mut s = self.lock();
-        enqueue(&mut s, queue, body.to_owned(), now);
-        if let Some(m) = s.messages.last_mut() {
-            m.visible_at = now.plus_millis(ms(delay));
-        }
-        Ok(())
-    }
-
-    /// Never waits: the in-memory queue has no other writers to wait for.
-    async fn receive(
+impl MemoryStore {
+    /// One non-blocking receive; also answers the queue version it saw and when the next
+    /// hidden message of `queue` turns visible.
+    fn receive_now(
         &self,
         queue: &str,
         max: usize,
         visibility: Duration,
-        _wait: Duration,
-    ) -> Result<Vec<Message>, StoreError> {
+    ) -> (Vec<Message>, u64, Option<Timestamp>) {
         let now = self.clock.now();
         let mut s = self.lock();
         let mut out = Vec::new();
@@ -579,7 +581,89 @@ impl Queue for MemoryStore {
                 s.dead.push(dead_letter(m, now));
             }
         }
-        Ok(out)
+        let next = s
+            .messages
+            .iter()
+            .filter(|m| m.queue == queue && m.visible_at > now)
+            .map(|m| m.visible_at)
+            .min();
+        (out, s.queue_version, next)
+    }
+
+    /// Resolves once the queue version moves past `seen`, or after `pause` (real time,
+    /// timed by a short-lived thread: the core has no async runtime of its own).
+    fn queue_changed(&self, seen: u64, pause: Duration) -> impl Future<Output = ()> + Send + '_ {
+        let timer: Arc<Mutex<(bool, Option<Waker>)>> = Arc::new(Mutex::new((false, None)));
+        let fire = timer.clone();
+        let spawned = std::thread::Builder::new()
+            .name("memory-queue-timer".into())
+            .spawn(move || {
+                std::thread::sleep(pause);
+                let mut t = fire.lock().unwrap_or_else(|p| p.into_inner());
+                t.0 = true;
+                if let Some(w) = t.1.take() {
+                    w.wake();
+                }
+            });
+        if spawned.is_err() {
+            // No thread for the timer: answer at once rather than wait forever.
+            timer.lock().unwrap_or_else(|p| p.into_inner()).0 = true;
+        }
+        std::future::poll_fn(move |cx| {
+            {
+                let mut s = self.lock();
+                if s.queue_version != seen {
+                    return Poll::Ready(());
+                }
+                s.receivers.retain(|w| !w.will_wake(cx.waker()));
+                s.receivers.push(cx.waker().clone());
+            }
+            let mut t = timer.lock().unwrap_or_else(|p| p.into_inner());
+            if t.0 {
+                Poll::Ready(())
+            } else {
+                t.1 = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+    }
+}
+
+#[async_trait]
+impl Queue for MemoryStore {
+    async fn send(&self, queue: &str, body: &str, delay: Duration) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let mut s = self.lock();
+        enqueue(&mut s, queue, body.to_owned(), now);
+        if let Some(m) = s.messages.last_mut() {
+            m.visible_at = now.plus_millis(ms(delay));
+        }
+        Ok(())
+    }
+
+    /// Long polls in real time: when nothing is visible, waits up to `wait` for a send,
+    /// nack or replay, or for the next delayed message to turn visible (by the clock).
+    async fn receive(
+        &self,
+        queue: &str,
+        max: usize,
+        visibility: Duration,
+        wait: Duration,
+    ) -> Result<Vec<Message>, StoreError> {
+        let deadline = Instant::now() + wait;
+        loop {
+            let (out, version, next_visible) = self.receive_now(queue, max, visibility);
+            let left = deadline.saturating_duration_since(Instant::now());
+            if !out.is_empty() || left.is_zero() {
+                return Ok(out);
+            }
+            let mut pause = left;
+            if let Some(next) = next_visible {
+                let until = u64::try_from(next.millis() - self.clock.now().millis()).unwrap_or(0);
+                pause = pause.min(Duration::from_millis(until.saturating_add(1)));
+            }
+            self.queue_changed(version, pause).await;
+        }
     }
 
     async fn ack(&self, queue: &str, id: &str) -> Result<(), StoreError> {
@@ -612,6 +696,7 @@ impl Queue for MemoryStore {
             return Ok(NackOutcome::DeadLettered);
         }
         s.messages[pos].visible_at = now.plus_millis(ms(retry_after));
+        wake_receivers(&mut s);
         Ok(NackOutcome::WillRetry)
     }
 

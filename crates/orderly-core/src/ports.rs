@@ -373,6 +373,25 @@ pub trait SagaLog: Send + Sync {
     async fn record_step(&self, order_id: OrderId, record: StepRecord) -> Result<(), StoreError>;
 }
 
+/// The queue of order-processing messages (the saga's intake).
+pub const ORDERS_QUEUE: &str = "orders";
+
+/// The body of an order's processing message.
+pub fn processing_message(order_id: OrderId) -> String {
+    serde_json::json!({ "orderId": order_id }).to_string()
+}
+
+/// The order a processing message is about.
+pub fn parse_processing_message(body: &str) -> Result<OrderId, String> {
+    let v: serde_json::Value =
+        serde_json::from_str(body).map_err(|e| format!("malformed order message: {e}"))?;
+    v.get("orderId")
+        .and_then(|x| x.as_str())
+        .ok_or("malformed order message: no orderId")?
+        .parse()
+        .map_err(|e| format!("malformed order message: {e}"))
+}
+
 /// Messages are delivered to a consumer at most this many times before dead-lettering.
 pub const MAX_RECEIVES: u32 = 3;
 /// Dead letters are kept this long.

@@ -10,8 +10,8 @@ use crate::error::StoreError;
 use crate::events::{DomainEvent, EventType};
 use crate::model::{Order, Timestamp};
 use crate::ports::{
-    ChargeResult, GatewayError, Notification, PaymentState, ReleaseOutcome, ReserveOutcome,
-    Transition, TransitionOutcome,
+    ChargeResult, GatewayError, Notification, Notifier, PaymentState, ReleaseOutcome,
+    ReserveOutcome, Transition, TransitionOutcome,
 };
 use crate::saga::Action;
 use crate::service::Orderly;
@@ -338,5 +338,38 @@ impl Orderly {
             subject,
             body,
         }))
+    }
+
+    /// The notifications subscriber: sends the mail an event calls for, at most once per
+    /// event (the notification log is checked first and written after sending). A
+    /// transient transport failure is an error (the message is retried); a permanent one
+    /// is logged and dropped, since retrying cannot help.
+    pub async fn deliver_notification(
+        &self,
+        notifier: &dyn Notifier,
+        event: &DomainEvent,
+    ) -> Result<(), String> {
+        let log = self.ports().notifications.clone();
+        if log.was_sent(event.id).await.map_err(|x| x.to_string())? {
+            return Ok(());
+        }
+        let Some(n) = self
+            .notification_for(event)
+            .await
+            .map_err(|x| x.to_string())?
+        else {
+            return Ok(());
+        };
+        match notifier.send(&n).await {
+            Ok(()) => {}
+            Err(err) if !err.transient => {
+                tracing::error!(order_id = %n.order_id, error = %err, "notification cannot be delivered");
+                return Ok(());
+            }
+            Err(err) => return Err(err.to_string()),
+        }
+        log.record_sent(&n, notifier.transport(), self.now())
+            .await
+            .map_err(|x| x.to_string())
     }
 }

@@ -27,6 +27,9 @@ pub struct Settings {
     pub idempotency_ttl_secs: i64,
     /// How long an in-flight claim blocks the key if its request never finishes.
     pub idempotency_lock_secs: i64,
+    /// Most lines an order may have on this backend (the API allows 100; DynamoDB
+    /// reserves at most 96 in one transaction, so the AWS backend lowers this).
+    pub max_order_lines: usize,
 }
 
 impl Default for Settings {
@@ -34,6 +37,7 @@ impl Default for Settings {
         Settings {
             idempotency_ttl_secs: 24 * 3600,
             idempotency_lock_secs: 60,
+            max_order_lines: 100,
         }
     }
 }
@@ -207,6 +211,16 @@ impl Orderly {
         req: CreateOrder,
         claim: Option<&(IdempotencyKey, String)>,
     ) -> Result<Placed, Error> {
+        if req.items.len() > self.settings.max_order_lines {
+            return Err(Error::invalid(vec![FieldError::new(
+                "items",
+                format!(
+                    "must have at most {} lines on this backend ({} given)",
+                    self.settings.max_order_lines,
+                    req.items.len()
+                ),
+            )]));
+        }
         let items = self.price(&req).await?;
         let total = items
             .iter()
@@ -523,6 +537,30 @@ mod tests {
 
     fn body() -> Value {
         json!({"userId": "u1", "items": [{"productId": "PROD-005", "qty": 2}]})
+    }
+
+    #[tokio::test]
+    async fn a_backend_line_limit_is_a_field_error() {
+        let (app, _store, _) = app();
+        app.seed(SeedMode::KeepExisting).await.unwrap();
+        let limited = Orderly::new(
+            app.ports().clone(),
+            Settings {
+                max_order_lines: 1,
+                ..Settings::default()
+            },
+        );
+        let two = json!({"userId": "u", "items": [
+            {"productId": "PROD-001", "qty": 1}, {"productId": "PROD-002", "qty": 1}]});
+        match place(&limited, two, None).await {
+            Err(Error::Invalid { details, .. }) => {
+                assert_eq!(details[0].field, "items");
+                assert!(details[0].reason.contains("at most 1"), "{details:?}");
+            }
+            other => panic!("expected a field error, got {other:?}"),
+        }
+        let one = json!({"userId": "u", "items": [{"productId": "PROD-001", "qty": 1}]});
+        assert!(place(&limited, one, None).await.is_ok());
     }
 
     #[tokio::test]

@@ -19,8 +19,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use crate::db::{Db, Durability, store_err};
 use crate::schema;
 
-/// The queue orders are processed from.
-pub const ORDERS_QUEUE: &str = "orders";
+pub use orderly_core::ports::ORDERS_QUEUE;
 
 /// How to open the store.
 #[derive(Debug, Clone)]
@@ -145,7 +144,7 @@ pub(crate) fn enqueue(
 
 /// Enqueues the processing message of an order.
 fn enqueue_processing(c: &Connection, id: OrderId, at: Timestamp) -> Result<(), StoreError> {
-    let body = serde_json::json!({ "orderId": id }).to_string();
+    let body = orderly_core::ports::processing_message(id);
     enqueue(c, ORDERS_QUEUE, &body, at.millis(), at.millis())
 }
 

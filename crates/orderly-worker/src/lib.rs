@@ -23,14 +23,14 @@ use std::time::Duration;
 use orderly_core::events::{FULFILMENT, NOTIFICATIONS};
 use orderly_core::ports::{DLQ_RETENTION_SECS, EventBus, Message, NackOutcome, Notifier, Queue};
 use orderly_core::saga::SagaDef;
-use orderly_core::{DomainEvent, OrderId, Orderly};
+use orderly_core::{DomainEvent, Orderly};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 pub use engine::{SagaEngine, SagaOutcome};
 
 /// The queue the saga engine consumes (the order store enqueues into it).
-pub const ORDERS_QUEUE: &str = "orders";
+pub use orderly_core::ports::ORDERS_QUEUE;
 
 /// Tunables of the worker.
 #[derive(Debug, Clone)]
@@ -124,7 +124,10 @@ impl Worker {
         let (app, notifier) = (self.app.clone(), self.notifier.clone());
         tasks.spawn(w.consume(NOTIFICATIONS, shutdown.clone(), move |m| {
             let (app, notifier) = (app.clone(), notifier.clone());
-            async move { notify(&app, notifier.as_ref(), &parse_event(&m)?).await }
+            async move {
+                app.deliver_notification(notifier.as_ref(), &parse_event(&m)?)
+                    .await
+            }
         }));
         tasks.spawn(self.clone().relay(shutdown.clone()));
         tasks.spawn(self.clone().retention(shutdown.clone()));
@@ -268,38 +271,8 @@ fn parse_event(m: &Message) -> Result<DomainEvent, Failure> {
 }
 
 async fn handle_order(engine: &SagaEngine, m: &Message) -> Result<(), Failure> {
-    let v: serde_json::Value =
-        serde_json::from_str(&m.body).map_err(|e| format!("malformed order message: {e}"))?;
-    let id: OrderId = v
-        .get("orderId")
-        .and_then(|x| x.as_str())
-        .ok_or("malformed order message: no orderId")?
-        .parse()
-        .map_err(|e| format!("malformed order message: {e}"))?;
+    let id = orderly_core::ports::parse_processing_message(&m.body)?;
     let out = engine.process(id).await.map_err(|e| e.0)?;
     tracing::debug!(order_id = %id, outcome = ?out, "order processed");
     Ok(())
-}
-
-/// The notifications subscriber: at most one mail per event, retried on transient errors.
-async fn notify(app: &Orderly, notifier: &dyn Notifier, e: &DomainEvent) -> Result<(), Failure> {
-    let log = app.ports().notifications.clone();
-    if log.was_sent(e.id).await.map_err(|x| x.to_string())? {
-        return Ok(());
-    }
-    let Some(n) = app.notification_for(e).await.map_err(|x| x.to_string())? else {
-        return Ok(());
-    };
-    match notifier.send(&n).await {
-        Ok(()) => {}
-        Err(err) if !err.transient => {
-            tracing::error!(order_id = %n.order_id, error = %err, "notification cannot be delivered");
-            return Ok(());
-        }
-        Err(err) => return Err(err.to_string()),
-    }
-    let at = app.ports().clock.now();
-    log.record_sent(&n, notifier.transport(), at)
-        .await
-        .map_err(|x| x.to_string())
 }
