@@ -10,7 +10,7 @@ use orderly_core::ports::Clock;
 use orderly_sqlite::{SqliteOptions, SqliteStore};
 use orderly_testkit::processing::{
     notification_log_contract, outbox_contract, payment_ledger_contract, queue_contract,
-    reservations_contract, saga_log_contract,
+    queue_contract_realtime, reservations_contract, saga_log_contract,
 };
 use orderly_testkit::{idempotency_contract, inventory_contract, order_store_contract};
 
@@ -64,6 +64,12 @@ async fn sqlite_idempotency() {
 async fn sqlite_queue() {
     let stores = Stores::new();
     queue_contract(|clock| async { stores.with_clock(clock) }).await;
+}
+
+#[tokio::test]
+async fn sqlite_queue_realtime() {
+    let stores = Stores::new();
+    queue_contract_realtime(|| async { stores.fresh() }).await;
 }
 
 #[tokio::test]

@@ -1,13 +1,16 @@
 //! Contract suites of the order-processing ports.
 
+use std::collections::BTreeSet;
 use std::future::Future;
-use std::sync::Arc;
-use std::time::Duration;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
 
 use orderly_core::ports::{
-    Clock, EventOutbox, Inventory, MAX_RECEIVES, ManualClock, NackOutcome, Notification,
+    Clock, EventOutbox, Inventory, MAX_RECEIVES, ManualClock, Message, NackOutcome, Notification,
     NotificationLog, OrderStore, PaymentLedger, PaymentState, Queue, ReleaseOutcome, Reservations,
-    ReserveOutcome, SagaLog, StepRecord, Transition, TransitionOutcome,
+    ReserveOutcome, SagaLog, StepRecord, SystemClock, Transition, TransitionOutcome,
 };
 use orderly_core::saga::Action;
 use orderly_core::{DomainEvent, EventType, Money, OrderItem, OrderStatus, Qty};
@@ -182,6 +185,517 @@ where
         1
     );
     assert_eq!(q.dead_letter_count().await.expect("count"), 0);
+}
+
+/// The queues [`queue_contract_realtime`] uses. Adapters that need their queues created
+/// up front (SQS) create these.
+pub const REALTIME_QUEUES: &[&str] = &["q", "other"];
+
+/// What [`queue_contract_realtime_with`] tolerates of a backend.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RealtimeOptions {
+    /// An ack with a stale receipt (one from before the message was redelivered) may delete
+    /// the newer delivery. The local adapters and real SQS never do (SQS honours only the
+    /// latest receipt handle); the moto emulator does: it accepts every receipt handle a
+    /// message ever had. Everything else stays strict.
+    pub stale_ack_may_delete: bool,
+}
+
+const RT_VIS: Duration = Duration::from_secs(2);
+const RT_SHORT: Duration = Duration::from_secs(1);
+/// How long to long-poll for a message that is expected to show up.
+const RT_POLL: Duration = Duration::from_secs(5);
+/// Slack after a visibility timeout before expecting the message back.
+const RT_MARGIN: Duration = Duration::from_millis(400);
+/// Clock tolerance when checking that something did not happen too early.
+const RT_EARLY: Duration = Duration::from_millis(200);
+
+/// Sleeps in real time without depending on an async runtime (the timer is a thread).
+async fn sleep(d: Duration) {
+    let state: Arc<Mutex<(bool, Option<Waker>)>> = Arc::new(Mutex::new((false, None)));
+    let fire = state.clone();
+    std::thread::spawn(move || {
+        std::thread::sleep(d);
+        let mut s = fire.lock().unwrap_or_else(|p| p.into_inner());
+        s.0 = true;
+        if let Some(w) = s.1.take() {
+            w.wake();
+        }
+    });
+    std::future::poll_fn(|cx| {
+        let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
+        if s.0 {
+            Poll::Ready(())
+        } else {
+            s.1 = Some(cx.waker().clone());
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+/// Runs two futures concurrently on the current task.
+async fn join2<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
+    let (mut a, mut b) = (Box::pin(a), Box::pin(b));
+    let (mut ra, mut rb) = (None, None);
+    std::future::poll_fn(|cx| {
+        if ra.is_none()
+            && let Poll::Ready(v) = a.as_mut().poll(cx)
+        {
+            ra = Some(v);
+        }
+        if rb.is_none()
+            && let Poll::Ready(v) = b.as_mut().poll(cx)
+        {
+            rb = Some(v);
+        }
+        if ra.is_some() && rb.is_some() {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await;
+    (ra.expect("first done"), rb.expect("second done"))
+}
+
+/// Runs futures concurrently on the current task until all are done.
+async fn join_all(mut futs: Vec<Pin<Box<dyn Future<Output = ()> + '_>>>) {
+    let mut done = vec![false; futs.len()];
+    std::future::poll_fn(|cx| {
+        for (f, d) in futs.iter_mut().zip(done.iter_mut()) {
+            if !*d && f.as_mut().poll(cx).is_ready() {
+                *d = true;
+            }
+        }
+        if done.iter().all(|d| *d) {
+            Poll::Ready(())
+        } else {
+            Poll::Pending
+        }
+    })
+    .await
+}
+
+fn bodies(ms: &[Message]) -> BTreeSet<&str> {
+    ms.iter().map(|m| m.body.as_str()).collect()
+}
+
+/// Receives from `queue` until `n` messages came or `within` passed: a backend may answer
+/// a batch in parts (SQS does).
+async fn receive_n<S: Queue>(
+    q: &S,
+    queue: &str,
+    n: usize,
+    visibility: Duration,
+    within: Duration,
+) -> Vec<Message> {
+    let deadline = Instant::now() + within;
+    let mut got = Vec::new();
+    while got.len() < n {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        let batch = q
+            .receive(queue, n - got.len(), visibility, left)
+            .await
+            .expect("receive");
+        assert!(batch.len() <= n, "at most max messages");
+        got.extend(batch);
+    }
+    got
+}
+
+async fn nothing_visible<S: Queue>(q: &S, queue: &str) -> bool {
+    q.receive(queue, 10, RT_VIS, NO_WAIT)
+        .await
+        .expect("receive")
+        .is_empty()
+}
+
+async fn depth_of<S: Queue>(q: &S, queue: &str) -> (u64, u64) {
+    let d = q.depth(queue).await.expect("depth");
+    (d.waiting, d.in_flight)
+}
+
+/// The [`Queue`] contract on the real clock, for adapters whose time cannot be driven
+/// by hand (SQS: visibility timeouts and delays are real, whole seconds), run on the local
+/// adapters too. `fresh` yields an empty adapter on the system clock; the suite uses the
+/// queues [`REALTIME_QUEUES`]. Its scenarios run concurrently, each on its own adapter,
+/// with visibility timeouts of 1-2 s and real sleeps: about 6-8 s in all.
+///
+/// SQS is not FIFO, may answer fewer messages than it holds, and has no browsing: the
+/// suite compares sets, not order, and does not check `oldest_age_ms`.
+pub async fn queue_contract_realtime<S, F, Fut>(fresh: F)
+where
+    S: Queue,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    queue_contract_realtime_with(RealtimeOptions::default(), fresh).await
+}
+
+/// [`queue_contract_realtime`] with the given tolerances.
+pub async fn queue_contract_realtime_with<S, F, Fut>(opts: RealtimeOptions, fresh: F)
+where
+    S: Queue,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let fresh = &fresh;
+    join_all(vec![
+        Box::pin(async move { rt_batches_and_redelivery(fresh().await, opts).await }),
+        Box::pin(async move { rt_nack_dead_letter_replay(fresh().await).await }),
+        Box::pin(async move { rt_last_delivery_times_out(fresh().await).await }),
+        Box::pin(async move { rt_delay_and_extend(fresh().await).await }),
+        Box::pin(async move { rt_long_poll(fresh().await).await }),
+        Box::pin(async move { rt_queues_apart_and_purge(fresh().await).await }),
+    ])
+    .await
+}
+
+/// Batches, hiding, ack, redelivery after the visibility timeout, stale receipts, depth.
+async fn rt_batches_and_redelivery<S: Queue>(q: S, opts: RealtimeOptions) {
+    let before = SystemClock.now().plus_secs(-60);
+    for b in ["a", "b", "c"] {
+        q.send("q", b, Duration::ZERO).await.expect("send");
+    }
+    q.send("other", "x", Duration::ZERO).await.expect("send");
+    let first = q.receive("q", 2, RT_VIS, RT_POLL).await.expect("receive");
+    assert!(
+        (1..=2).contains(&first.len()),
+        "a batch holds at most max messages, got {}",
+        first.len()
+    );
+    let mut all = first.clone();
+    all.extend(receive_n(&q, "q", 3 - first.len(), RT_VIS, RT_POLL).await);
+    assert_eq!(all.len(), 3, "every message once: {all:?}");
+    assert_eq!(bodies(&all), BTreeSet::from(["a", "b", "c"]));
+    let after = SystemClock.now().plus_secs(60);
+    for m in &all {
+        assert_eq!(m.receive_count, 1, "first delivery");
+        assert!(
+            before <= m.enqueued_at && m.enqueued_at <= after,
+            "enqueued_at is the send time"
+        );
+    }
+    assert!(
+        nothing_visible(&q, "q").await,
+        "received messages are hidden"
+    );
+    assert_eq!(depth_of(&q, "q").await, (0, 3), "depth: all in flight");
+    assert_eq!(depth_of(&q, "other").await, (1, 0), "depth: queues apart");
+
+    let (acked, rest) = all.split_first().expect("three messages");
+    q.ack("q", &acked.id).await.expect("ack");
+    assert_eq!(depth_of(&q, "q").await, (0, 2), "ack removes");
+    sleep(RT_VIS + RT_MARGIN).await;
+    let again = receive_n(&q, "q", 2, RT_VIS, RT_POLL).await;
+    assert_eq!(
+        bodies(&again),
+        bodies(rest),
+        "unacked messages come back after the visibility timeout, acked ones do not"
+    );
+    assert!(again.iter().all(|m| m.receive_count == 2), "{again:?}");
+
+    // Receipts from the first delivery are stale now.
+    let (stale, kept) = (&rest[0], &rest[1]);
+    q.ack("q", &stale.id)
+        .await
+        .expect("a stale ack is not an error");
+    q.ack("q", &acked.id)
+        .await
+        .expect("acking twice is not an error");
+    sleep(RT_VIS + RT_MARGIN).await;
+    let within = if opts.stale_ack_may_delete {
+        RT_SHORT
+    } else {
+        RT_POLL
+    };
+    let third = receive_n(&q, "q", 2, RT_VIS, within).await;
+    let third_bodies = bodies(&third);
+    assert!(
+        third_bodies.contains(kept.body.as_str()),
+        "redelivered again: {third:?}"
+    );
+    if opts.stale_ack_may_delete {
+        assert!(third_bodies.is_subset(&bodies(rest)), "{third:?}");
+    } else {
+        assert_eq!(
+            third_bodies,
+            bodies(rest),
+            "a stale receipt does not ack the newer delivery"
+        );
+    }
+    assert!(third.iter().all(|m| m.receive_count == 3), "{third:?}");
+    for m in &third {
+        q.ack("q", &m.id).await.expect("ack");
+    }
+    assert!(nothing_visible(&q, "q").await);
+    assert_eq!(depth_of(&q, "q").await, (0, 0));
+
+    let other = q
+        .receive("other", 10, RT_VIS, RT_POLL)
+        .await
+        .expect("receive");
+    assert_eq!(
+        bodies(&other),
+        BTreeSet::from(["x"]),
+        "queues are kept apart"
+    );
+    assert_eq!(other[0].receive_count, 1);
+    q.ack("other", &other[0].id).await.expect("ack");
+    assert_eq!(depth_of(&q, "other").await, (0, 0));
+}
+
+/// Nack with a retry delay, dead-lettering after MAX_RECEIVES nacks, replay by id.
+async fn rt_nack_dead_letter_replay<S: Queue>(q: S) {
+    q.send("q", "poison", Duration::ZERO).await.expect("send");
+    let mut nacked_at: Option<Instant> = None;
+    for n in 1..=MAX_RECEIVES {
+        let m = q.receive("q", 1, RT_VIS, RT_POLL).await.expect("receive");
+        assert_eq!(m.len(), 1, "delivery {n}");
+        if let Some(t) = nacked_at {
+            assert!(
+                t.elapsed() + RT_EARLY >= RT_SHORT,
+                "a nacked message returns only after its retry delay ({:?})",
+                t.elapsed()
+            );
+        }
+        assert_eq!(m[0].body, "poison");
+        assert_eq!(m[0].receive_count, n);
+        let out = q
+            .nack("q", &m[0].id, &format!("boom {n}"), RT_SHORT)
+            .await
+            .expect("nack");
+        if n < MAX_RECEIVES {
+            nacked_at = Some(Instant::now());
+            assert_eq!(out, NackOutcome::WillRetry);
+            assert!(nothing_visible(&q, "q").await, "a nack delay hides");
+        } else {
+            assert_eq!(out, NackOutcome::DeadLettered);
+        }
+    }
+    assert!(
+        nothing_visible(&q, "q").await,
+        "dead letters are not delivered"
+    );
+    assert_eq!(depth_of(&q, "q").await, (0, 0));
+    let dead = q.dead_letters(10).await.expect("dead letters");
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let d = &dead[0];
+    assert_eq!(
+        (d.queue.as_str(), d.body.as_str(), d.receive_count),
+        ("q", "poison", MAX_RECEIVES)
+    );
+    assert_eq!(
+        d.last_error.as_deref(),
+        Some("boom 3"),
+        "the last error is kept"
+    );
+    assert!(d.enqueued_at <= d.dead_at);
+    assert_eq!(q.dead_letter_count().await.expect("count"), 1);
+    assert!(
+        q.replay(Some(vec!["no-such-id".into()]))
+            .await
+            .expect("replay")
+            .is_empty(),
+        "unknown ids are ignored"
+    );
+    assert_eq!(q.dead_letter_count().await.expect("count"), 1);
+    let moved = q.replay(Some(vec![d.id.clone()])).await.expect("replay");
+    assert_eq!(moved, std::slice::from_ref(&d.id));
+    assert_eq!(q.dead_letter_count().await.expect("count"), 0);
+    assert!(q.dead_letters(10).await.expect("dead letters").is_empty());
+    let m = q.receive("q", 1, RT_VIS, RT_POLL).await.expect("receive");
+    assert_eq!(m.len(), 1, "a replayed message is delivered again");
+    assert_eq!(m[0].body, "poison");
+    assert_eq!(m[0].receive_count, 1, "a replayed message starts afresh");
+    q.ack("q", &m[0].id).await.expect("ack");
+}
+
+/// A last delivery that times out ends in the dead-letter queue and is never delivered a
+/// fourth time; replay of all dead letters.
+async fn rt_last_delivery_times_out<S: Queue>(q: S) {
+    q.send("q", "slow", Duration::ZERO).await.expect("send");
+    for n in 1..=MAX_RECEIVES {
+        let m = q.receive("q", 1, RT_SHORT, RT_POLL).await.expect("receive");
+        assert_eq!(m.len(), 1, "delivery {n} after the visibility timeout");
+        assert_eq!(m[0].receive_count, n);
+    }
+    sleep(RT_SHORT + RT_MARGIN).await;
+    assert!(
+        nothing_visible(&q, "q").await,
+        "a last delivery that timed out is never delivered a fourth time"
+    );
+    assert_eq!(q.dead_letter_count().await.expect("count"), 1);
+
+    q.send("q", "second", Duration::ZERO).await.expect("send");
+    for n in 1..=MAX_RECEIVES {
+        let m = q.receive("q", 1, RT_VIS, RT_POLL).await.expect("receive");
+        assert_eq!(m.len(), 1, "delivery {n}");
+        assert_eq!(m[0].body, "second");
+        let out = q
+            .nack("q", &m[0].id, "no", Duration::ZERO)
+            .await
+            .expect("nack");
+        let expected = if n < MAX_RECEIVES {
+            NackOutcome::WillRetry
+        } else {
+            NackOutcome::DeadLettered
+        };
+        assert_eq!(out, expected, "nack {n}");
+    }
+    assert_eq!(q.dead_letter_count().await.expect("count"), 2);
+    let dead = q.dead_letters(10).await.expect("dead letters");
+    let order: Vec<&str> = dead.iter().map(|d| d.body.as_str()).collect();
+    assert_eq!(order, ["slow", "second"], "oldest first");
+    assert!(dead[0].dead_at <= dead[1].dead_at);
+    for d in &dead {
+        assert_eq!((d.queue.as_str(), d.receive_count), ("q", MAX_RECEIVES));
+    }
+    assert_eq!(dead[1].last_error.as_deref(), Some("no"));
+    let first = q.dead_letters(1).await.expect("dead letters");
+    assert_eq!(first.len(), 1, "at most limit");
+    assert_eq!(first[0].id, dead[0].id, "ids are stable across listings");
+
+    let moved: BTreeSet<String> = q
+        .replay(None)
+        .await
+        .expect("replay all")
+        .into_iter()
+        .collect();
+    let ids: BTreeSet<String> = dead.iter().map(|d| d.id.clone()).collect();
+    assert_eq!(moved, ids, "replay all moves every dead letter");
+    assert_eq!(q.dead_letter_count().await.expect("count"), 0);
+    assert_eq!(depth_of(&q, "q").await, (2, 0));
+    let back = receive_n(&q, "q", 2, RT_VIS, RT_POLL).await;
+    assert_eq!(bodies(&back), BTreeSet::from(["slow", "second"]));
+    assert!(back.iter().all(|m| m.receive_count == 1), "{back:?}");
+}
+
+/// A delayed send is not visible before its delay; `extend` keeps a message hidden.
+async fn rt_delay_and_extend<S: Queue>(q: S) {
+    let delay = Duration::from_secs(2);
+    let sent = Instant::now();
+    q.send("q", "later", delay).await.expect("send");
+    assert!(
+        nothing_visible(&q, "q").await,
+        "a delayed message is not visible before its delay"
+    );
+    assert_eq!(
+        depth_of(&q, "q").await,
+        (1, 0),
+        "a delayed message is waiting"
+    );
+    let m = q.receive("q", 1, RT_SHORT, RT_POLL).await.expect("receive");
+    assert_eq!(m.len(), 1, "a delayed message turns visible");
+    assert!(
+        sent.elapsed() + RT_EARLY >= delay,
+        "not before its delay ({:?})",
+        sent.elapsed()
+    );
+    assert_eq!(m[0].receive_count, 1);
+    let extension = Duration::from_secs(3);
+    q.extend("q", &m[0].id, extension).await.expect("extend");
+    let extended = Instant::now();
+    sleep(RT_SHORT + RT_MARGIN).await;
+    assert!(
+        nothing_visible(&q, "q").await,
+        "an extended message stays hidden past its first visibility timeout"
+    );
+    assert_eq!(depth_of(&q, "q").await, (0, 1), "in flight");
+    let m = q.receive("q", 1, RT_VIS, RT_POLL).await.expect("receive");
+    assert_eq!(m.len(), 1, "back after the extension");
+    assert!(
+        extended.elapsed() + RT_EARLY >= extension,
+        "not before the extension ends ({:?})",
+        extended.elapsed()
+    );
+    assert_eq!(m[0].receive_count, 2);
+    q.ack("q", &m[0].id).await.expect("ack");
+    assert_eq!(depth_of(&q, "q").await, (0, 0));
+}
+
+/// A long poll returns a message sent during the wait promptly.
+async fn rt_long_poll<S: Queue>(q: S) {
+    assert!(
+        q.receive("q", 10, RT_VIS, RT_SHORT)
+            .await
+            .expect("an empty long poll")
+            .is_empty()
+    );
+    let wait = Duration::from_secs(8);
+    let start = Instant::now();
+    let (got, ()) = join2(q.receive("q", 10, RT_VIS, wait), async {
+        sleep(RT_SHORT).await;
+        q.send("q", "wake", Duration::ZERO).await.expect("send");
+    })
+    .await;
+    let got = got.expect("receive");
+    let took = start.elapsed();
+    assert_eq!(bodies(&got), BTreeSet::from(["wake"]));
+    assert!(
+        took < Duration::from_secs(5),
+        "a long poll answers a message sent during the wait promptly (took {took:?} of {wait:?})"
+    );
+    q.ack("q", &got[0].id).await.expect("ack");
+}
+
+/// Dead letters keep their queue; replay returns a message to its own queue; purge.
+async fn rt_queues_apart_and_purge<S: Queue>(q: S) {
+    q.send("q", "old", Duration::ZERO).await.expect("send");
+    q.send("other", "o1", Duration::ZERO).await.expect("send");
+    for queue in ["q", "other"] {
+        for n in 1..=MAX_RECEIVES {
+            let m = q.receive(queue, 1, RT_VIS, RT_POLL).await.expect("receive");
+            assert_eq!(m.len(), 1, "{queue}: delivery {n}");
+            q.nack(queue, &m[0].id, "bad", Duration::ZERO)
+                .await
+                .expect("nack");
+        }
+    }
+    assert_eq!(q.dead_letter_count().await.expect("count"), 2);
+    let dead = q.dead_letters(10).await.expect("dead letters");
+    let by_body: Vec<(&str, &str)> = dead
+        .iter()
+        .map(|d| (d.body.as_str(), d.queue.as_str()))
+        .collect();
+    assert_eq!(
+        by_body,
+        [("old", "q"), ("o1", "other")],
+        "dead letters keep their queue"
+    );
+    let (old, o1) = (&dead[0], &dead[1]);
+    assert_eq!(
+        q.replay(Some(vec![o1.id.clone()])).await.expect("replay"),
+        std::slice::from_ref(&o1.id)
+    );
+    assert!(
+        nothing_visible(&q, "q").await,
+        "replay moves only the chosen ids"
+    );
+    let m = q
+        .receive("other", 10, RT_VIS, RT_POLL)
+        .await
+        .expect("receive");
+    assert_eq!(bodies(&m), BTreeSet::from(["o1"]), "back to its own queue");
+    q.ack("other", &m[0].id).await.expect("ack");
+    assert_eq!(
+        q.purge_dead_letters(old.dead_at).await.expect("purge"),
+        0,
+        "purge keeps dead letters that died at or after `before`"
+    );
+    assert_eq!(q.dead_letter_count().await.expect("count"), 1);
+    assert_eq!(
+        q.purge_dead_letters(SystemClock.now().plus_secs(1))
+            .await
+            .expect("purge"),
+        1
+    );
+    assert_eq!(q.dead_letter_count().await.expect("count"), 0);
+    assert!(q.dead_letters(10).await.expect("dead letters").is_empty());
 }
 
 fn event(o: &orderly_core::Order, kind: EventType) -> DomainEvent {

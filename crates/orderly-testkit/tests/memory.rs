@@ -5,7 +5,7 @@
 use orderly_core::memory::MemoryStore;
 use orderly_testkit::processing::{
     notification_log_contract, outbox_contract, payment_ledger_contract, queue_contract,
-    reservations_contract, saga_log_contract,
+    queue_contract_realtime, reservations_contract, saga_log_contract,
 };
 use orderly_testkit::{idempotency_contract, inventory_contract, order_store_contract};
 
@@ -27,6 +27,12 @@ async fn memory_idempotency() {
 #[tokio::test]
 async fn memory_queue() {
     queue_contract(|clock| async move { MemoryStore::with_clock(clock) }).await;
+}
+
+#[tokio::test]
+async fn memory_queue_realtime() {
+    // MemoryStore::new() runs on the system clock.
+    queue_contract_realtime(|| async { MemoryStore::new() }).await;
 }
 
 #[tokio::test]
