@@ -19,6 +19,7 @@
 
 mod saga;
 mod schema;
+pub mod stream;
 
 use std::collections::HashMap;
 
@@ -40,7 +41,7 @@ use orderly_core::{
 };
 
 pub use saga::MAX_RESERVABLE_LINES;
-pub use schema::create_tables;
+pub use schema::{IndexSpec, TableSpec, create_tables, table_specs};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -140,7 +141,7 @@ impl DynamoStore {
 
 // ----- attribute helpers ----------------------------------------------------------------
 
-fn s(v: impl Into<String>) -> AttributeValue {
+pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
 
@@ -148,7 +149,7 @@ fn n(v: i64) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
-fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
+pub(crate) fn corrupt(what: &str, detail: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(format!("stored {what} is not valid: {detail}"))
 }
 
@@ -182,7 +183,7 @@ fn money(minor: i64) -> Result<Money, StoreError> {
 }
 
 /// Maps an SDK failure: throttling, timeouts and transport errors are retryable.
-fn sdk_err<E, R>(e: SdkError<E, R>) -> StoreError
+pub(crate) fn sdk_err<E, R>(e: SdkError<E, R>) -> StoreError
 where
     E: ProvideErrorMetadata + std::fmt::Debug,
     R: std::fmt::Debug,
@@ -320,7 +321,7 @@ fn event_writes(table: &str, e: &DomainEvent) -> Result<Vec<TransactWriteItem>, 
     ])
 }
 
-fn item_event(order_id: OrderId, item: &Item) -> Result<DomainEvent, StoreError> {
+pub(crate) fn item_event(order_id: OrderId, item: &Item) -> Result<DomainEvent, StoreError> {
     Ok(DomainEvent::from_parts(
         get_s(item, "eventId")?
             .parse()
