@@ -1,26 +1,46 @@
-"""Runs the moto AWS emulator on one thread: requests are handled one at a time.
+"""Runs the moto AWS emulator with DynamoDB requests handled one at a time.
 
 moto's own `moto_server` serves requests on many threads and its DynamoDB takes no lock
 around a transaction, so two concurrent TransactWriteItems calls can both pass the same
-condition check, which real DynamoDB (serializable transactions) never allows. Serving one
-request at a time restores that isolation for the tests that depend on it.
+condition check, which real DynamoDB (serializable transactions) never allows. This server
+stays threaded (so an SQS long poll does not stall everyone else) but takes one global lock
+around every DynamoDB and DynamoDB Streams request, which restores that isolation for the
+tests that depend on it.
 
 Usage: python moto_serial.py HOST PORT
 """
 
 import os
 import sys
+import threading
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from moto.server import MotoRequestHandler
 from werkzeug.serving import run_simple
 
+_DYNAMO_LOCK = threading.Lock()
+
+
+class SerialDynamo:
+    """WSGI middleware: DynamoDB calls (JSON protocol, X-Amz-Target DynamoDB_*) run alone."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def __call__(self, environ, start_response):
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        if not target.startswith("DynamoDB"):
+            return self.app(environ, start_response)
+        with _DYNAMO_LOCK:
+            # Materialise the body inside the lock: WSGI apps may answer lazily.
+            return list(self.app(environ, start_response))
+
 
 def main() -> None:
     host, port = sys.argv[1], int(sys.argv[2])
     os.environ.setdefault("MOTO_PORT", str(port))
-    app = DomainDispatcherApplication(create_backend_app)
-    run_simple(host, port, app, threaded=False, request_handler=MotoRequestHandler)
+    app = SerialDynamo(DomainDispatcherApplication(create_backend_app))
+    run_simple(host, port, app, threaded=True, request_handler=MotoRequestHandler)
 
 
 if __name__ == "__main__":

@@ -258,3 +258,46 @@ mod tests {
         );
     }
 }
+
+/// Rebuilds the domain event from an EventBridge event as a rule's target receives it
+/// (`{"id", "source", "detail-type", "time", "detail": {..., "eventId"}}`): the inverse of
+/// [`EventBridgeBus::publish`]. EventBridge keeps whole seconds of `time`.
+pub fn event_from_target(v: &serde_json::Value) -> Result<DomainEvent, String> {
+    DomainEvent::from_value(v.clone()).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod target_tests {
+    use super::*;
+
+    #[test]
+    fn a_published_event_comes_back_from_its_target() {
+        let order_id = orderly_core::OrderId::generate(chrono::Utc::now());
+        let at = orderly_core::Timestamp::parse_rfc3339("2026-11-23T10:00:00Z").unwrap();
+        let e = DomainEvent::new(
+            order_id,
+            orderly_core::EventType::OrderPlaced,
+            at,
+            serde_json::json!({ "totalAmount": 12.5 }),
+        );
+        let delivered = serde_json::json!({
+            "version": "0",
+            "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718",
+            "detail-type": "OrderPlaced",
+            "source": "orderly",
+            "account": "123456789012",
+            "time": "2026-11-23T10:00:00Z",
+            "region": "eu-west-1",
+            "resources": [],
+            "detail": serde_json::from_str::<serde_json::Value>(&detail_of(&e)).unwrap(),
+        });
+        let back = event_from_target(&delivered).unwrap();
+        assert_eq!(back, e);
+        let mut wrong = delivered.clone();
+        wrong["source"] = "other".into();
+        assert!(event_from_target(&wrong).is_err());
+        let mut no_id = delivered;
+        no_id["detail"].as_object_mut().unwrap().remove("eventId");
+        assert!(event_from_target(&no_id).unwrap_err().contains("eventId"));
+    }
+}

@@ -8,19 +8,52 @@
 //!   listing), the audit log of events, the inventory, idempotency keys and the saga's
 //!   state ([`dynamo`]);
 //! - `eventbridge`: the event bus (`eventbridge`);
-//! - `sns`: customer notifications (`sns`).
+//! - `sns`: customer notifications (`sns`);
+//! - `sqs`: the queue port with dead-letter queues (`sqs`);
+//! - `streams`: reading DynamoDB streams from a long-running process (`streams`);
+//! - `sfn`: starting saga executions (`sfn`).
+//!
+//! Without any feature it still offers what needs no SDK: the Step Functions definition
+//! generated from the saga ([`asl`]).
 //!
 //! Every adapter passes the same contract suites (`orderly-testkit`) as the SQLite and
 //! in-memory adapters, run here against the moto emulator on loopback.
 //!
 //! It may depend on `orderly-core`, the AWS SDK and tokio; never on HTTP or SQLite.
 
+pub mod asl;
+#[cfg(feature = "dynamodb")]
+pub mod deployment;
 #[cfg(feature = "dynamodb")]
 pub mod dynamo;
 #[cfg(feature = "eventbridge")]
 pub mod eventbridge;
+pub mod iam;
+#[cfg(feature = "sfn")]
+pub mod sfn;
 #[cfg(feature = "sns")]
 pub mod sns;
+#[cfg(feature = "sqs")]
+pub mod sqs;
+#[cfg(feature = "streams")]
+pub mod streams;
+
+// The SDK crates, re-exported so that crates wiring these adapters (the Lambda
+// bootstraps, the binary) name the very same client types without depending on them.
+#[cfg(feature = "sdk")]
+pub use aws_config::SdkConfig;
+#[cfg(feature = "dynamodb")]
+pub use aws_sdk_dynamodb;
+#[cfg(feature = "streams")]
+pub use aws_sdk_dynamodbstreams;
+#[cfg(feature = "eventbridge")]
+pub use aws_sdk_eventbridge;
+#[cfg(feature = "sfn")]
+pub use aws_sdk_sfn;
+#[cfg(feature = "sns")]
+pub use aws_sdk_sns;
+#[cfg(feature = "sqs")]
+pub use aws_sdk_sqs;
 
 /// Where and how to reach AWS.
 #[derive(Debug, Clone, Default)]
