@@ -1,11 +1,15 @@
 //! # orderly (the binary's library half)
 //!
 //! Wires adapters to the use cases and runs them: [`start`] opens the embedded store in a
-//! data directory, builds the HTTP router and serves it until asked to stop, then drains
-//! in-flight requests and commits what the store holds. `main.rs` only parses the command
+//! data directory (or, built with the `aws` feature and given [`Backend::Aws`], connects
+//! to DynamoDB, SQS, EventBridge and SNS; see `aws`), builds the HTTP router and serves it
+//! until asked to stop, then drains in-flight requests and commits what the store holds. `main.rs` only parses the command
 //! line and calls into here, so integration tests start the very same server in-process.
 //!
 //! It may depend on every Orderly crate, tokio, clap and tracing.
+
+#[cfg(feature = "aws")]
+pub mod aws;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,7 +18,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use orderly_core::payment::{PaymentSimulator, SimulatorConfig};
-use orderly_core::ports::{Clock, Notifier, SeedMode, SeedOutcome, SystemClock};
+use orderly_core::ports::{Clock, EventBus, Notifier, SeedMode, SeedOutcome, SystemClock};
 use orderly_core::saga::{SagaDef, SagaSettings};
 use orderly_core::{Orderly, Ports, Settings};
 use orderly_http::{AppState, HttpConfig};
@@ -53,9 +57,21 @@ impl Default for ProcessingConfig {
     }
 }
 
+/// Where orders are stored and processed.
+#[derive(Debug, Clone, Default)]
+pub enum Backend {
+    /// The embedded SQLite store in the data directory (the default).
+    #[default]
+    Sqlite,
+    /// DynamoDB, SQS, EventBridge and SNS.
+    #[cfg(feature = "aws")]
+    Aws(aws::AwsOptions),
+}
+
 /// Everything `orderly serve` (and `orderly worker`) can be told.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
+    pub backend: Backend,
     pub addr: SocketAddr,
     pub data_dir: PathBuf,
     pub durability: Durability,
@@ -74,6 +90,7 @@ impl ServeConfig {
     /// Defaults for a data directory (port 8080 on loopback).
     pub fn new(data_dir: PathBuf) -> ServeConfig {
         ServeConfig {
+            backend: Backend::Sqlite,
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir,
             durability: Durability::Full,
@@ -87,16 +104,21 @@ impl ServeConfig {
     }
 }
 
-/// Builds the worker for an application.
-pub fn build_worker(app: &Orderly, p: &ProcessingConfig) -> anyhow::Result<Worker> {
-    let notifier: Arc<dyn Notifier> = match &p.smtp_url {
-        Some(url) => Arc::new(SmtpNotifier::new(url, &p.smtp_from).map_err(anyhow::Error::msg)?),
-        None => Arc::new(LogNotifier),
+/// Builds the worker for an application. Events go to `bus`; customer mail goes by SMTP
+/// when configured, else through `notifier` (SNS on AWS), else to the log.
+pub fn build_worker(
+    app: &Orderly,
+    p: &ProcessingConfig,
+    bus: Arc<dyn EventBus>,
+    notifier: Option<Arc<dyn Notifier>>,
+) -> anyhow::Result<Worker> {
+    let notifier: Arc<dyn Notifier> = match (&p.smtp_url, notifier) {
+        (Some(url), _) => {
+            Arc::new(SmtpNotifier::new(url, &p.smtp_from).map_err(anyhow::Error::msg)?)
+        }
+        (None, Some(n)) => n,
+        (None, None) => Arc::new(LogNotifier),
     };
-    let bus = Arc::new(QueueBus::new(
-        app.ports().queue.clone(),
-        orderly_core::events::routes(),
-    ));
     let mut cfg = WorkerConfig::new(SagaDef::orders(p.saga));
     cfg.consumers = p.consumers;
     cfg.visibility = p.visibility;
@@ -161,14 +183,86 @@ impl Running {
     }
 }
 
+/// The application on its backend, with what the worker needs besides.
+pub struct Opened {
+    pub app: Orderly,
+    bus: Arc<dyn EventBus>,
+    notifier: Option<Arc<dyn Notifier>>,
+    /// The embedded store, closed (its writer flushed) on shutdown.
+    sqlite: Option<SqliteStore>,
+    /// The orders table's stream, relayed to the orders queue while the worker runs.
+    #[cfg(feature = "aws")]
+    orders_stream: Option<orderly_aws::streams::StreamReader>,
+}
+
+impl std::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Opened")
+            .field("app", &self.app)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Opened {
+    /// Flushes and closes what needs closing (the embedded store's writer).
+    pub async fn close(self) -> anyhow::Result<()> {
+        if let Some(store) = self.sqlite {
+            tokio::task::spawn_blocking(move || store.close())
+                .await
+                .context("closing the store")?;
+        }
+        Ok(())
+    }
+}
+
+/// Opens the configured backend (for `serve` and `worker`, and for the admin commands).
+pub async fn open_backend(cfg: &ServeConfig) -> anyhow::Result<Opened> {
+    match &cfg.backend {
+        Backend::Sqlite => {
+            let (app, store) = open_app(
+                &cfg.data_dir,
+                cfg.durability,
+                cfg.settings.clone(),
+                cfg.processing.payment.clone(),
+            )?;
+            let bus = Arc::new(QueueBus::new(
+                app.ports().queue.clone(),
+                orderly_core::events::routes(),
+            ));
+            Ok(Opened {
+                app,
+                bus,
+                notifier: None,
+                sqlite: Some(store),
+                #[cfg(feature = "aws")]
+                orders_stream: None,
+            })
+        }
+        #[cfg(feature = "aws")]
+        Backend::Aws(opts) => {
+            let rt = aws::open(
+                opts,
+                cfg.settings.clone(),
+                cfg.processing.payment.clone(),
+                cfg.processing.visibility,
+            )
+            .await?;
+            Ok(Opened {
+                app: rt.app,
+                bus: rt.bus,
+                notifier: rt.notifier,
+                sqlite: None,
+                orders_stream: Some(rt.orders_stream),
+            })
+        }
+    }
+}
+
 /// Binds, opens the store and starts serving (and processing) in the background.
 pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
-    let (app, store) = open_app(
-        &cfg.data_dir,
-        cfg.durability,
-        cfg.settings.clone(),
-        cfg.processing.payment.clone(),
-    )?;
+    #[cfg_attr(not(feature = "aws"), allow(unused_mut))]
+    let mut opened = open_backend(&cfg).await?;
+    let app = opened.app.clone();
     if cfg.seed_if_empty && app.products().await?.is_empty() {
         let created = app
             .seed(SeedMode::KeepExisting)
@@ -183,12 +277,33 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
     }
     let (stop, stopped) = watch::channel(false);
     let worker = if cfg.run_worker {
-        let worker = build_worker(&app, &cfg.processing)?;
+        let worker = build_worker(
+            &app,
+            &cfg.processing,
+            opened.bus.clone(),
+            opened.notifier.clone(),
+        )?;
         let signal = stop.subscribe();
-        Some(tokio::spawn(worker.run(signal)))
+        #[cfg(feature = "aws")]
+        let relay = opened.orders_stream.take().map(|reader| {
+            tokio::spawn(orderly_aws::streams::run_orders_relay(
+                reader,
+                app.ports().queue.clone(),
+                orderly_core::ports::ORDERS_QUEUE,
+                stop.subscribe(),
+            ))
+        });
+        Some(tokio::spawn(async move {
+            worker.run(signal).await;
+            #[cfg(feature = "aws")]
+            if let Some(r) = relay {
+                let _ = r.await;
+            }
+        }))
     } else {
         None
     };
+    let store = opened.sqlite;
     let (addr, http) = if cfg.serve_api {
         let listener = tokio::net::TcpListener::bind(cfg.addr)
             .await
@@ -236,9 +351,11 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
         }
         let _ = purge.await;
         // Commit what the writer holds and stop it before reporting done.
-        tokio::task::spawn_blocking(move || store.close())
-            .await
-            .context("closing the store")?;
+        if let Some(store) = store {
+            tokio::task::spawn_blocking(move || store.close())
+                .await
+                .context("closing the store")?;
+        }
         served
     });
     match addr {

@@ -35,8 +35,52 @@ struct Cli {
     command: Command,
 }
 
+/// Which backend, as the command line names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum BackendKind {
+    /// The embedded SQLite store in --data-dir.
+    Sqlite,
+    /// DynamoDB, SQS, EventBridge and SNS (a binary built with `--features aws`).
+    Aws,
+}
+
 #[derive(Debug, Args)]
 struct Store {
+    /// Where orders are stored and processed.
+    #[arg(
+        long,
+        env = "ORDERLY_BACKEND",
+        value_enum,
+        default_value = "sqlite",
+        global = true
+    )]
+    backend: BackendKind,
+    /// AWS backend: prefix of the table and queue names (`<prefix>-orders`, ...).
+    #[arg(
+        long,
+        env = "ORDERLY_AWS_PREFIX",
+        default_value = "orderly",
+        global = true
+    )]
+    aws_prefix: String,
+    /// AWS backend: region (default: the SDK's chain, e.g. AWS_REGION).
+    #[arg(long, env = "ORDERLY_AWS_REGION", global = true)]
+    aws_region: Option<String>,
+    /// AWS backend: endpoint override for an emulator, e.g. `http://127.0.0.1:5000`.
+    #[arg(long, env = "ORDERLY_AWS_ENDPOINT_URL", global = true)]
+    aws_endpoint_url: Option<String>,
+    /// AWS backend: the EventBridge bus (default: the prefix).
+    #[arg(long, env = "ORDERLY_EVENT_BUS", global = true)]
+    event_bus: Option<String>,
+    /// AWS backend: SNS topic for customer notifications (default: none, or the one
+    /// --create-resources creates).
+    #[arg(long, env = "ORDERLY_NOTIFY_TOPIC_ARN", global = true)]
+    notify_topic_arn: Option<String>,
+    /// AWS backend: create missing tables, queues, bus, rules and topic on start.
+    #[arg(long, env = "ORDERLY_CREATE_RESOURCES", default_value_t = false,
+          action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true",
+          global = true)]
+    create_resources: bool,
     /// Directory holding the embedded database (created if missing).
     #[arg(
         long,
@@ -101,6 +145,47 @@ struct Processing {
     smtp_from: String,
 }
 
+impl Store {
+    fn backend(&self) -> anyhow::Result<orderly::Backend> {
+        match self.backend {
+            BackendKind::Sqlite => Ok(orderly::Backend::Sqlite),
+            #[cfg(feature = "aws")]
+            BackendKind::Aws => {
+                use orderly_aws::deployment::{
+                    Deployment, ENV_EVENT_BUS, ENV_NOTIFY_TOPIC_ARN, ENV_PREFIX,
+                };
+                let mut vars = std::collections::HashMap::new();
+                vars.insert(ENV_PREFIX.to_owned(), self.aws_prefix.clone());
+                if let Some(b) = &self.event_bus {
+                    vars.insert(ENV_EVENT_BUS.to_owned(), b.clone());
+                }
+                if let Some(t) = &self.notify_topic_arn {
+                    vars.insert(ENV_NOTIFY_TOPIC_ARN.to_owned(), t.clone());
+                }
+                let deployment = Deployment::from_vars(&vars).map_err(anyhow::Error::msg)?;
+                let mut opts = orderly::aws::AwsOptions::new(deployment);
+                opts.settings.region = self.aws_region.clone();
+                opts.settings.endpoint_url = self.aws_endpoint_url.clone();
+                opts.create_resources = self.create_resources;
+                Ok(orderly::Backend::Aws(opts))
+            }
+            #[cfg(not(feature = "aws"))]
+            BackendKind::Aws => anyhow::bail!(
+                "this orderly was built without AWS support: rebuild it with \
+                 `cargo build --release -p orderly --features aws`"
+            ),
+        }
+    }
+
+    /// A configuration for the admin commands (no API, no worker).
+    fn admin_config(&self) -> anyhow::Result<ServeConfig> {
+        let mut cfg = ServeConfig::new(self.data_dir.clone());
+        cfg.backend = self.backend()?;
+        cfg.durability = self.durability;
+        Ok(cfg)
+    }
+}
+
 fn parse_money(s: &str) -> Result<orderly_core::Money, String> {
     orderly_core::Money::parse_decimal(s).map_err(|e| format!("{s:?} {e}"))
 }
@@ -143,7 +228,7 @@ enum DlqCommand {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Serve the API on the embedded store.
+    /// Serve the API and process orders (on the embedded store unless --backend aws).
     Serve {
         /// Address to listen on.
         #[arg(long, env = "ORDERLY_ADDR", default_value = "127.0.0.1:8080")]
@@ -180,6 +265,9 @@ enum Command {
         #[command(subcommand)]
         command: DlqCommand,
     },
+    /// Print the Step Functions definition (Amazon States Language) of the saga, generated
+    /// from the same definition the local engine runs (`deploy/terraform/saga.asl.json`).
+    Asl,
     /// Load the seed catalogue (10 products). Existing products are left alone unless
     /// --add-stock or --reset says otherwise.
     Seed {
@@ -210,6 +298,11 @@ async fn main() -> ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
+        Command::Asl => {
+            let saga = orderly_core::saga::SagaDef::orders(SagaSettings::default());
+            print!("{}", orderly_aws::asl::definition_text(&saga));
+            Ok(())
+        }
         Command::Serve {
             addr,
             store,
@@ -219,6 +312,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             processing,
         } => {
             let cfg = ServeConfig {
+                backend: store.backend()?,
                 addr,
                 data_dir: store.data_dir,
                 durability: store.durability,
@@ -238,8 +332,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             running.run_until(orderly::shutdown_signal()).await
         }
         Command::Worker { store, processing } => {
-            let mut cfg = ServeConfig::new(store.data_dir);
-            cfg.durability = store.durability;
+            let mut cfg = store.admin_config()?;
             cfg.processing = processing.config()?;
             cfg.serve_api = false;
             cfg.seed_if_empty = false;
@@ -247,12 +340,8 @@ async fn run(command: Command) -> anyhow::Result<()> {
             running.run_until(orderly::shutdown_signal()).await
         }
         Command::Dlq { store, command } => {
-            let (app, db) = orderly::open_app(
-                &store.data_dir,
-                store.durability,
-                Settings::default(),
-                SimulatorConfig::default(),
-            )?;
+            let opened = orderly::open_backend(&store.admin_config()?).await?;
+            let app = &opened.app;
             match command {
                 DlqCommand::List { limit } => {
                     let items = app.dead_letters(limit).await?;
@@ -267,8 +356,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     println!("{}", serde_json::json!({ "replayed": moved }));
                 }
             }
-            tokio::task::spawn_blocking(move || db.close()).await?;
-            Ok(())
+            opened.close().await
         }
         Command::Seed {
             store,
@@ -280,18 +368,12 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 (_, true) => SeedMode::Reset,
                 _ => SeedMode::KeepExisting,
             };
-            let (app, db) = orderly::open_app(
-                &store.data_dir,
-                store.durability,
-                Settings::default(),
-                SimulatorConfig::default(),
-            )?;
-            let report = app.seed(mode).await?;
+            let opened = orderly::open_backend(&store.admin_config()?).await?;
+            let report = opened.app.seed(mode).await?;
             for (id, outcome) in &report {
                 println!("{id}\t{outcome:?}");
             }
-            tokio::task::spawn_blocking(move || db.close()).await?;
-            Ok(())
+            opened.close().await
         }
     }
 }
