@@ -1,18 +1,16 @@
 #!/usr/bin/env bash
 # Runs every Orderly test: unit, property, contract and integration tests of all crates,
-# then the AWS adapters' tests against the moto emulator, which this script installs
-# (into a cached virtualenv, see scripts/aws-tools.sh), starts on a free loopback port and
-# stops again.
+# the AWS adapters, the Lambda handlers and `orderly serve --backend aws` against the moto
+# emulator, which this script installs (into a cached virtualenv, see scripts/aws-tools.sh),
+# starts on a free loopback port and stops again; then builds the Lambda zips.
 # Usage: scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo test --workspace --all-targets --locked
-
 tools="$(bash scripts/aws-tools.sh)"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 log="$(mktemp)"
-# One request at a time: see scripts/moto_serial.py for why.
+# DynamoDB requests one at a time: see scripts/moto_serial.py for why.
 "$tools/python" scripts/moto_serial.py 127.0.0.1 "$port" > "$log" 2>&1 &
 moto_pid=$!
 trap 'kill "$moto_pid" 2>/dev/null || true; wait "$moto_pid" 2>/dev/null || true; rm -f "$log"' EXIT
@@ -23,4 +21,12 @@ for _ in $(seq 1 100); do
 done
 export ORDERLY_TEST_AWS_ENDPOINT="http://127.0.0.1:$port"
 export MOTO_PORT="$port"
+
+echo "== workspace tests (the Lambda handlers run against moto)"
+cargo test --workspace --exclude orderly-aws --all-targets --locked
+echo "== AWS adapters, every feature, against moto"
 cargo test -p orderly-aws --all-features --all-targets --locked
+echo "== orderly serve --backend aws against moto"
+cargo test -p orderly --features aws --test aws --locked
+echo "== Lambda zips"
+bash scripts/lambda-build.sh

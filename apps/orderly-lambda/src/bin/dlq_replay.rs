@@ -1,0 +1,10 @@
+//! The `dlq-replay` function: see [`orderly_lambda::dlq_replay`].
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    orderly_lambda::bootstrap(|l| async move {
+        let l = &l;
+        orderly_lambda::serve_json(|event| orderly_lambda::dlq_replay::handle(l, event)).await
+    })
+    .await
+}

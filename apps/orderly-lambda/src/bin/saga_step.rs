@@ -1,0 +1,10 @@
+//! The `saga-step` function: see [`orderly_lambda::saga_step`].
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    orderly_lambda::bootstrap(|l| async move {
+        let l = &l;
+        orderly_lambda::serve_json(|input| orderly_lambda::saga_step::handle(l, input)).await
+    })
+    .await
+}

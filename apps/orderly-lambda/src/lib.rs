@@ -1,0 +1,374 @@
+//! # orderly-lambda
+//!
+//! The Lambda functions of serverless Orderly. Each binary in `src/bin` is a small
+//! bootstrap that reads its configuration from the environment ([`Lambda::from_env`]) and
+//! hands each invocation to one handler here; the handlers only translate the AWS event
+//! shapes and call the use cases of `orderly-core` on the AWS adapters of `orderly-aws`,
+//! so they are tested in-process against the emulator (`tests/handlers.rs`).
+//!
+//! | function | trigger | handler |
+//! |---|---|---|
+//! | `api` | API Gateway (REST proxy) | the axum router of `orderly-http` through `lambda_http` |
+//! | `relay` | DynamoDB streams of the orders and events tables | [`relay::handle`] |
+//! | `worker` | SQS orders queue (partial batch responses) | [`worker::handle`] |
+//! | `saga-step` | Step Functions Task states | [`saga_step::handle`] |
+//! | `events` | EventBridge rules (audit, fulfilment, notifications) | [`events::handle`] |
+//! | `dlq-replay` | on demand | [`dlq_replay::handle`] |
+//!
+//! It may depend on every library crate of the workspace except the SQLite adapters and
+//! the local worker, and on the Lambda runtime crates.
+
+pub mod dlq_replay;
+pub mod events;
+pub mod manifest;
+pub mod relay;
+pub mod saga_step;
+pub mod worker;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use orderly_aws::deployment::{Deployment, settings_from_vars};
+use orderly_aws::dynamo::DynamoStore;
+use orderly_aws::eventbridge::EventBridgeBus;
+use orderly_aws::sfn::SagaStarter;
+use orderly_aws::sns::SnsNotifier;
+use orderly_aws::sqs::SqsQueue;
+use orderly_core::payment::{PaymentSimulator, SimulatorConfig};
+use orderly_core::ports::{
+    Clock, EventBus, EventOutbox, Notification, Notifier, NotifyError, SystemClock,
+};
+use orderly_core::saga::{SagaDef, SagaSettings};
+use orderly_core::{DomainEvent, Money, Orderly, Ports, Settings, StoreError};
+
+/// Everything a function needs, built once per cold start.
+#[derive(Clone)]
+pub struct Lambda {
+    pub app: Orderly,
+    pub deployment: Deployment,
+    pub saga: SagaDef,
+    pub http: orderly_http::HttpConfig,
+    pub bus: Arc<dyn EventBus>,
+    pub notifier: Arc<dyn Notifier>,
+    /// Present when `ORDERLY_STATE_MACHINE_ARN` is set (the `worker` function needs it).
+    pub starter: Option<SagaStarter>,
+}
+
+impl std::fmt::Debug for Lambda {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lambda")
+            .field("deployment", &self.deployment)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The tunables a function reads besides the deployment's names.
+#[derive(Debug, Clone, Default)]
+pub struct Tunables {
+    pub settings: Settings,
+    pub http: orderly_http::HttpConfig,
+    pub saga: SagaSettings,
+    pub payment: SimulatorConfig,
+}
+
+fn parse_var<T: std::str::FromStr>(
+    vars: &HashMap<String, String>,
+    name: &str,
+) -> Result<Option<T>, String>
+where
+    T::Err: std::fmt::Display,
+{
+    match vars.get(name).map(|v| v.trim()).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|e| format!("{name}: {v:?} is not valid: {e}")),
+    }
+}
+
+impl Tunables {
+    /// Reads the same variables as `orderly serve`: `ORDERLY_IDEMPOTENCY_TTL_SECS`,
+    /// `ORDERLY_MAX_BODY_BYTES`,
+    /// `ORDERLY_PAYMENT_ATTEMPTS`, `ORDERLY_PAYMENT_RETRY_BASE_MS`,
+    /// `ORDERLY_PAYMENT_DECLINE_OVER`, `ORDERLY_PAYMENT_DECLINE_PERCENT`,
+    /// `ORDERLY_PAYMENT_TRANSIENT_FAILURES`.
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Tunables, String> {
+        let mut t = Tunables::default();
+        if let Some(v) = parse_var::<i64>(vars, "ORDERLY_IDEMPOTENCY_TTL_SECS")? {
+            if v < 1 {
+                return Err("ORDERLY_IDEMPOTENCY_TTL_SECS must be at least 1".into());
+            }
+            t.settings.idempotency_ttl_secs = v;
+        }
+        if let Some(v) = parse_var::<usize>(vars, "ORDERLY_MAX_BODY_BYTES")? {
+            if v < 1024 {
+                return Err("ORDERLY_MAX_BODY_BYTES must be at least 1024".into());
+            }
+            t.http.max_body_bytes = v;
+        }
+        if let Some(v) = parse_var::<u32>(vars, "ORDERLY_PAYMENT_ATTEMPTS")? {
+            if !(1..=10).contains(&v) {
+                return Err("ORDERLY_PAYMENT_ATTEMPTS must be 1 to 10".into());
+            }
+            t.saga.payment_attempts = v;
+        }
+        if let Some(v) = parse_var::<u64>(vars, "ORDERLY_PAYMENT_RETRY_BASE_MS")? {
+            t.saga.payment_base_delay_ms = v;
+        }
+        if let Some(v) = parse_var::<String>(vars, "ORDERLY_PAYMENT_DECLINE_OVER")? {
+            t.payment.decline_over = Money::parse_decimal(&v).map_err(|e| {
+                format!("ORDERLY_PAYMENT_DECLINE_OVER: {v:?} is not an amount: {e}")
+            })?;
+        }
+        if let Some(v) = parse_var::<u8>(vars, "ORDERLY_PAYMENT_DECLINE_PERCENT")? {
+            if v > 100 {
+                return Err("ORDERLY_PAYMENT_DECLINE_PERCENT must be 0 to 100".into());
+            }
+            t.payment.decline_percent = v;
+        }
+        if let Some(v) = parse_var::<u32>(vars, "ORDERLY_PAYMENT_TRANSIENT_FAILURES")? {
+            t.payment.transient_failures = v;
+        }
+        Ok(t)
+    }
+}
+
+/// The event outbox of the Lambda runtime is the events table's DynamoDB stream, read by
+/// the `relay` function's event source mapping: no function polls it.
+#[derive(Debug, Clone, Copy)]
+struct StreamMappedOutbox;
+
+#[async_trait]
+impl EventOutbox for StreamMappedOutbox {
+    async fn unpublished(
+        &self,
+        _limit: u32,
+        _wait: std::time::Duration,
+    ) -> Result<Vec<(i64, DomainEvent)>, StoreError> {
+        Err(StoreError::Backend(
+            "on Lambda, events are relayed by the events table's stream mapping".into(),
+        ))
+    }
+
+    async fn mark_published(&self, _position: i64) -> Result<(), StoreError> {
+        Err(StoreError::Backend(
+            "on Lambda, events are relayed by the events table's stream mapping".into(),
+        ))
+    }
+}
+
+/// Customer notifications when no SNS topic is configured: written to the log.
+#[derive(Debug, Clone, Copy)]
+pub struct LogNotifier;
+
+#[async_trait]
+impl Notifier for LogNotifier {
+    fn transport(&self) -> &'static str {
+        "log"
+    }
+
+    async fn send(&self, n: &Notification) -> Result<(), NotifyError> {
+        tracing::info!(order_id = %n.order_id, subject = %n.subject, "notification (no SNS topic configured)");
+        Ok(())
+    }
+}
+
+impl Lambda {
+    /// Wires the adapters for a deployment on already configured SDK clients.
+    pub fn new(sdk: &orderly_aws::SdkConfig, deployment: Deployment, mut t: Tunables) -> Lambda {
+        // DynamoDB reserves at most this many lines in one transaction.
+        t.settings.max_order_lines = t
+            .settings
+            .max_order_lines
+            .min(orderly_aws::dynamo::MAX_RESERVABLE_LINES);
+        let store = Arc::new(DynamoStore::new(
+            orderly_aws::aws_sdk_dynamodb::Client::new(sdk),
+            deployment.tables(),
+        ));
+        let queue = Arc::new(SqsQueue::new(
+            orderly_aws::aws_sdk_sqs::Client::new(sdk),
+            deployment.prefix.clone(),
+            &[orderly_core::ports::ORDERS_QUEUE],
+        ));
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let gateway = Arc::new(PaymentSimulator::new(t.payment.clone()));
+        let ports = Ports {
+            orders: store.clone(),
+            inventory: store.clone(),
+            idempotency: store.clone(),
+            readiness: store.clone(),
+            reservations: store.clone(),
+            payments: store.clone(),
+            saga_log: store.clone(),
+            notifications: store,
+            queue,
+            outbox: Arc::new(StreamMappedOutbox),
+            clock,
+            gateway,
+        };
+        let notifier: Arc<dyn Notifier> = match &deployment.notify_topic_arn {
+            Some(arn) => Arc::new(SnsNotifier::new(
+                orderly_aws::aws_sdk_sns::Client::new(sdk),
+                arn.clone(),
+            )),
+            None => Arc::new(LogNotifier),
+        };
+        let starter = deployment
+            .state_machine_arn
+            .as_ref()
+            .map(|arn| SagaStarter::new(orderly_aws::aws_sdk_sfn::Client::new(sdk), arn.clone()));
+        Lambda {
+            app: Orderly::new(ports, t.settings),
+            bus: Arc::new(EventBridgeBus::new(
+                orderly_aws::aws_sdk_eventbridge::Client::new(sdk),
+                deployment.event_bus.clone(),
+            )),
+            saga: SagaDef::orders(t.saga),
+            http: t.http,
+            deployment,
+            notifier,
+            starter,
+        }
+    }
+
+    /// Reads the environment, loads the SDK configuration and wires the adapters.
+    pub async fn from_env() -> anyhow::Result<Lambda> {
+        let vars: HashMap<String, String> = std::env::vars().collect();
+        let deployment = Deployment::from_vars(&vars).map_err(anyhow::Error::msg)?;
+        let tunables = Tunables::from_vars(&vars).map_err(anyhow::Error::msg)?;
+        let sdk = orderly_aws::sdk_config(&settings_from_vars(&vars)).await;
+        Ok(Lambda::new(&sdk, deployment, tunables))
+    }
+}
+
+/// JSON logs to stdout (CloudWatch Logs reads them), level from `ORDERLY_LOG` (default
+/// `info`).
+pub fn init_logging() {
+    let filter = std::env::var("ORDERLY_LOG").unwrap_or_else(|_| "info".into());
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(filter)
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_current_span(true)
+        .flatten_event(true)
+        .without_time()
+        .try_init();
+}
+
+/// Runs a JSON-in, JSON-out handler as a Lambda function.
+pub async fn serve_json<F, Fut, E>(handler: F) -> Result<(), lambda_runtime::Error>
+where
+    F: Fn(serde_json::Value) -> Fut,
+    Fut: std::future::Future<Output = Result<serde_json::Value, E>>,
+    E: Into<lambda_runtime::Diagnostic> + std::fmt::Debug,
+{
+    lambda_runtime::run(lambda_runtime::service_fn(
+        |ev: lambda_runtime::LambdaEvent<serde_json::Value>| handler(ev.payload),
+    ))
+    .await
+}
+
+/// Starts a function: logging, wiring, then `run` with the wiring.
+pub async fn bootstrap<F, Fut>(run: F) -> Result<(), lambda_runtime::Error>
+where
+    F: FnOnce(Lambda) -> Fut,
+    Fut: std::future::Future<Output = Result<(), lambda_runtime::Error>>,
+{
+    init_logging();
+    let lambda = match Lambda::from_env().await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "invalid configuration");
+            return Err(e.into());
+        }
+    };
+    run(lambda).await
+}
+
+/// The HTTP API of the `api` function: the router `orderly serve` serves, routed on the
+/// path without the API Gateway stage (see `without_stage`).
+pub fn api_router(l: &Lambda) -> axum::Router {
+    let api = orderly_http::router(orderly_http::AppState {
+        app: l.app.clone(),
+        config: l.http.clone(),
+    });
+    // A layer on the fallback runs before the inner router routes, so it can rewrite the
+    // path it routes on (a layer on the routes themselves would run after routing).
+    axum::Router::new()
+        .fallback_service(api)
+        .layer(axum::middleware::map_request(without_stage))
+}
+
+/// The request with the stage taken off the front of its path. `lambda_http` puts the
+/// stage of an API Gateway event in front of the path (`/prod/orders` for the REST API
+/// stage `prod`; HTTP API events with a named stage carry it in `rawPath` already) unless
+/// `AWS_LAMBDA_HTTP_IGNORE_STAGE_IN_PATH` is set, and the routes are the stage-less paths:
+/// without this every request of a deployed REST API answered 404.
+async fn without_stage(mut req: axum::extract::Request) -> axum::extract::Request {
+    use lambda_http::RequestExt;
+    use lambda_http::request::RequestContext;
+
+    let stage = match req.request_context_ref() {
+        Some(RequestContext::ApiGatewayV1(c)) => c.stage.clone(),
+        Some(RequestContext::ApiGatewayV2(c)) => c.stage.clone(),
+        _ => None,
+    };
+    let Some(stage) = stage.filter(|s| !s.is_empty() && s != "$default") else {
+        return req;
+    };
+    let uri = req.uri();
+    let Some(rest) = uri.path().strip_prefix(&format!("/{stage}")) else {
+        return req;
+    };
+    if !(rest.is_empty() || rest.starts_with('/')) {
+        return req; // `/production/...` under the stage `prod`: not the stage.
+    }
+    let path = if rest.is_empty() { "/" } else { rest };
+    let path_and_query = match uri.query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_owned(),
+    };
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = path_and_query.parse().ok();
+    if let Ok(stripped) = axum::http::Uri::from_parts(parts) {
+        *req.uri_mut() = stripped;
+    }
+    req
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tunables_are_read_and_checked() {
+        let vars = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let t = Tunables::from_vars(&vars(&[
+            ("ORDERLY_PAYMENT_ATTEMPTS", "5"),
+            ("ORDERLY_PAYMENT_DECLINE_OVER", "50.00"),
+            ("ORDERLY_IDEMPOTENCY_TTL_SECS", "60"),
+        ]))
+        .unwrap();
+        assert_eq!(t.saga.payment_attempts, 5);
+        assert_eq!(t.payment.decline_over, Money::from_minor(5000).unwrap());
+        assert_eq!(t.settings.idempotency_ttl_secs, 60);
+        for (k, v) in [
+            ("ORDERLY_PAYMENT_ATTEMPTS", "0"),
+            ("ORDERLY_PAYMENT_DECLINE_PERCENT", "101"),
+            ("ORDERLY_PAYMENT_DECLINE_OVER", "1.234"),
+            ("ORDERLY_IDEMPOTENCY_TTL_SECS", "soon"),
+        ] {
+            let err = Tunables::from_vars(&vars(&[(k, v)])).unwrap_err();
+            assert!(err.contains(k), "{err}");
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! `saga-step`: the task handler of the saga's state machine. One invocation runs one
+//! saga action (a step, a compensation or `FailOrder`) for one order through the same
+//! use case the local engine calls ([`orderly_core::Orderly::run_action`]), so each is
+//! idempotent by (order, action): a retried or duplicated task changes nothing twice.
+//!
+//! Input: `{"orderId": "...", "action": "ReserveInventory", "retryCount": 0, "reason": ...}`
+//! where `retryCount` is the state's `$$.State.RetryCount` and `reason` (for `FailOrder`)
+//! is the error a `Catch` caught (`{"Error", "Cause"}`) or a string.
+//!
+//! Errors carry the name the state machine's `Retry`/`Catch` match on:
+//! `Orderly.Retryable` (try again) or `Orderly.Final` (compensate). When payment fails
+//! transiently on its last allowed attempt the failure is recorded (so no later attempt
+//! charges an order whose stock was released) and answered as final.
+
+use orderly_core::OrderId;
+use orderly_core::processing::StepError;
+use orderly_core::saga::Action;
+use serde_json::{Value, json};
+
+use crate::Lambda;
+
+/// A failed step, reported to Step Functions with its retry class as the error type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepFailure(pub StepError);
+
+impl std::fmt::Display for StepFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl From<StepFailure> for lambda_runtime::Diagnostic {
+    fn from(f: StepFailure) -> lambda_runtime::Diagnostic {
+        lambda_runtime::Diagnostic {
+            error_type: f.0.name().to_owned(),
+            error_message: f.0.to_string(),
+        }
+    }
+}
+
+fn fatal(msg: impl Into<String>) -> StepFailure {
+    StepFailure(StepError::Final(msg.into()))
+}
+
+/// The failure reason from a `Catch` result: the Lambda error's message if the cause is
+/// the JSON Lambda reports, else the cause or error name as they are.
+fn reason_of(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) => Some(s.clone()),
+        Value::Object(o) => {
+            let cause = o.get("Cause").and_then(Value::as_str);
+            if let Some(c) = cause {
+                if let Ok(inner) = serde_json::from_str::<Value>(c)
+                    && let Some(m) = inner.get("errorMessage").and_then(Value::as_str)
+                {
+                    return Some(m.to_owned());
+                }
+                return Some(c.to_owned());
+            }
+            o.get("Error").and_then(Value::as_str).map(str::to_owned)
+        }
+        _ => None,
+    }
+}
+
+pub async fn handle(l: &Lambda, input: Value) -> Result<Value, StepFailure> {
+    let id: OrderId = input
+        .get("orderId")
+        .and_then(Value::as_str)
+        .ok_or_else(|| fatal("task input has no orderId"))?
+        .parse()
+        .map_err(|e| fatal(format!("orderId: {e}")))?;
+    let action_name = input
+        .get("action")
+        .and_then(Value::as_str)
+        .ok_or_else(|| fatal("task input has no action"))?;
+    let action =
+        Action::parse(action_name).ok_or_else(|| fatal(format!("unknown action {action_name}")))?;
+    let attempt = input
+        .get("retryCount")
+        .and_then(Value::as_u64)
+        .map_or(1, |n| {
+            u32::try_from(n).unwrap_or(u32::MAX).saturating_add(1)
+        });
+    let reason = input.get("reason").and_then(reason_of);
+    let order = l
+        .app
+        .ports()
+        .orders
+        .get(id)
+        .await
+        .map_err(|e| StepFailure(e.into()))?
+        .ok_or_else(|| fatal(format!("order {id} does not exist")))?;
+    match l.app.run_action(action, &order, reason.as_deref()).await {
+        Ok(()) => Ok(json!({ "orderId": id, "action": action, "outcome": "ok" })),
+        Err(StepError::Retryable(m)) if action == Action::ProcessPayment => {
+            let allowed = l.saga.step(action).map_or(1, |s| s.retry.max_attempts);
+            if attempt < allowed {
+                return Err(StepFailure(StepError::Retryable(m)));
+            }
+            let why = format!("payment failed after {attempt} attempts: {m}");
+            l.app.abandon_payment(id, &why).await.map_err(StepFailure)?;
+            Err(fatal(why))
+        }
+        Err(e) => Err(StepFailure(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_from_catch_results() {
+        let lambda_cause = json!({
+            "Error": "Orderly.Final",
+            "Cause": "{\"errorType\":\"Orderly.Final\",\"errorMessage\":\"insufficient stock for PROD-001\"}"
+        });
+        assert_eq!(
+            reason_of(&lambda_cause).as_deref(),
+            Some("insufficient stock for PROD-001")
+        );
+        assert_eq!(
+            reason_of(&json!({"Error": "States.Timeout", "Cause": "timed out"})).as_deref(),
+            Some("timed out")
+        );
+        assert_eq!(
+            reason_of(&json!({"Error": "States.Timeout"})).as_deref(),
+            Some("States.Timeout")
+        );
+        assert_eq!(reason_of(&json!("plain")).as_deref(), Some("plain"));
+        assert_eq!(reason_of(&json!(3)), None);
+    }
+
+    #[test]
+    fn failures_are_named_for_retry_and_catch() {
+        let d: lambda_runtime::Diagnostic = StepFailure(StepError::Retryable("busy".into())).into();
+        assert_eq!(d.error_type, "Orderly.Retryable");
+        let d: lambda_runtime::Diagnostic = fatal("declined").into();
+        assert_eq!(
+            (d.error_type.as_str(), d.error_message.as_str()),
+            ("Orderly.Final", "declined")
+        );
+    }
+}
