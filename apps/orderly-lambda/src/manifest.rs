@@ -154,6 +154,14 @@ mod tests {
     }
 
     #[test]
+    fn the_committed_request_schema_is_current() {
+        let mut schema =
+            serde_json::to_string_pretty(&orderly_core::input::create_order_schema()).unwrap();
+        schema.push('\n');
+        committed_is_current("create_order.schema.json", &schema);
+    }
+
+    #[test]
     fn every_function_is_a_binary_of_this_crate() {
         let cargo = include_str!("../Cargo.toml");
         for f in functions() {

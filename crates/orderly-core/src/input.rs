@@ -194,6 +194,43 @@ fn as_object<'a>(v: &'a Value, what: &str) -> Result<&'a Map<String, Value>, Err
     })
 }
 
+/// The JSON Schema (draft-04, the dialect API Gateway request models use) of a
+/// create-order body, built from the limits [`parse_create_order`] applies, so that a
+/// gateway validating with it never refuses a body the code accepts; the code still gives
+/// the precise, field-level answer for everything the schema cannot express (e-mail and id
+/// syntax, money with more than two decimals, a product ordered twice).
+pub fn create_order_schema() -> Value {
+    let id = |max: usize| serde_json::json!({ "type": ["string", "null"], "minLength": 1, "maxLength": max });
+    serde_json::json!({
+        "$schema": "http://json-schema.org/draft-04/schema#",
+        "title": "CreateOrder",
+        "type": "object",
+        "additionalProperties": false,
+        "required": ["userId", "items"],
+        "properties": {
+            "userId": { "type": "string", "minLength": 1, "maxLength": UserId::MAX_LEN },
+            "customerEmail": { "type": ["string", "null"], "maxLength": 254 },
+            "totalAmount": { "type": ["number", "null"], "minimum": 0 },
+            "items": {
+                "type": "array",
+                "minItems": 1,
+                "maxItems": MAX_ITEMS,
+                "items": {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["qty"],
+                    "properties": {
+                        "productId": id(ProductId::MAX_LEN),
+                        "sku": id(ProductId::MAX_LEN),
+                        "qty": { "type": "number", "minimum": 1, "maximum": Qty::MAX },
+                    },
+                    "anyOf": [ { "required": ["productId"] }, { "required": ["sku"] } ],
+                },
+            },
+        },
+    })
+}
+
 /// Parses a create-order body.
 pub fn parse_create_order(body: &Value) -> Result<CreateOrder, Error> {
     let obj = as_object(body, "body")?;
@@ -526,5 +563,131 @@ mod tests {
             "{errs:?}"
         );
         assert!(parse_product("bad id", &json!({})).is_err());
+    }
+
+    /// A validator of the draft-04 keywords [`create_order_schema`] uses.
+    fn schema_accepts(schema: &Value, v: &Value) -> bool {
+        let types_ok = match schema.get("type") {
+            None => true,
+            Some(t) => {
+                let names: Vec<&str> = match t {
+                    Value::String(s) => vec![s.as_str()],
+                    Value::Array(a) => a.iter().filter_map(Value::as_str).collect(),
+                    _ => vec![],
+                };
+                names.iter().any(|n| match (*n, v) {
+                    ("null", Value::Null) | ("boolean", Value::Bool(_)) => true,
+                    ("number", Value::Number(_)) => true,
+                    ("integer", Value::Number(n)) => n.is_i64() || n.is_u64(),
+                    ("string", Value::String(_)) | ("array", Value::Array(_)) => true,
+                    ("object", Value::Object(_)) => true,
+                    _ => false,
+                })
+            }
+        };
+        if !types_ok {
+            return false;
+        }
+        let num = |k: &str| schema.get(k).and_then(Value::as_f64);
+        if let Value::String(s) = v {
+            let n = s.chars().count() as f64;
+            if num("minLength").is_some_and(|m| n < m) || num("maxLength").is_some_and(|m| n > m) {
+                return false;
+            }
+        }
+        if let Value::Number(x) = v {
+            let x = x.as_f64().unwrap_or(f64::NAN);
+            if num("minimum").is_some_and(|m| x < m) || num("maximum").is_some_and(|m| x > m) {
+                return false;
+            }
+        }
+        if let Value::Array(a) = v {
+            let n = a.len() as f64;
+            if num("minItems").is_some_and(|m| n < m) || num("maxItems").is_some_and(|m| n > m) {
+                return false;
+            }
+            if let Some(item) = schema.get("items")
+                && !a.iter().all(|x| schema_accepts(item, x))
+            {
+                return false;
+            }
+        }
+        if let Value::Object(o) = v {
+            let props = schema.get("properties").and_then(Value::as_object);
+            if let Some(req) = schema.get("required").and_then(Value::as_array)
+                && !req
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .all(|k| o.contains_key(k))
+            {
+                return false;
+            }
+            for (k, x) in o {
+                match props.and_then(|p| p.get(k)) {
+                    Some(ps) if !schema_accepts(ps, x) => return false,
+                    None if schema.get("additionalProperties") == Some(&Value::Bool(false)) => {
+                        return false;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if let Some(any) = schema.get("anyOf").and_then(Value::as_array)
+            && !any.iter().any(|s| schema_accepts(s, v))
+        {
+            return false;
+        }
+        true
+    }
+
+    #[test]
+    fn the_request_schema_never_refuses_what_the_parser_accepts() {
+        let schema = create_order_schema();
+        let long = "u".repeat(UserId::MAX_LEN);
+        let lines = |n: usize| -> Value {
+            Value::Array(
+                (0..n)
+                    .map(|i| json!({"productId": format!("P-{i}"), "qty": 1}))
+                    .collect(),
+            )
+        };
+        let accepted = [
+            json!({"userId": "user-123", "customerEmail": "ada@example.com",
+                   "items": [{"productId": "PROD-001", "qty": 2}, {"productId": "PROD-003", "qty": 1}],
+                   "totalAmount": 109.97}),
+            json!({"userId": long, "items": [{"sku": "PROD-001", "qty": 2.0}]}),
+            json!({"userId": "u", "items": [{"productId": "PROD-001", "sku": null, "qty": 1e0}],
+                   "customerEmail": null, "totalAmount": null}),
+            json!({"userId": "u", "items": lines(MAX_ITEMS), "totalAmount": 0}),
+            json!({"userId": "u", "items": [{"productId": "P", "qty": Qty::MAX}]}),
+        ];
+        for body in &accepted {
+            assert!(parse_create_order(body).is_ok(), "parser: {body}");
+            assert!(schema_accepts(&schema, body), "schema refused {body}");
+        }
+        // Structural mistakes are refused by both (the gateway answers them first).
+        let refused = [
+            json!([]),
+            json!({"items": [{"productId": "P", "qty": 1}]}),
+            json!({"userId": "", "items": [{"productId": "P", "qty": 1}]}),
+            json!({"userId": 7, "items": [{"productId": "P", "qty": 1}]}),
+            json!({"userId": "u"}),
+            json!({"userId": "u", "items": []}),
+            json!({"userId": "u", "items": lines(MAX_ITEMS + 1)}),
+            json!({"userId": "u", "items": [{"productId": "P"}]}),
+            json!({"userId": "u", "items": [{"qty": 1}]}),
+            json!({"userId": "u", "items": [{"productId": "P", "qty": 0}]}),
+            json!({"userId": "u", "items": [{"productId": "P", "qty": "2"}]}),
+            json!({"userId": "u", "items": [{"productId": "P", "qty": Qty::MAX as u64 + 1}]}),
+            json!({"userId": "u", "items": [{"productId": "P", "qty": 1, "price": 1}]}),
+            json!({"userId": "u", "items": [{"productId": "P", "qty": 1}], "totalAmount": -1}),
+            json!({"userId": "u", "items": [{"productId": "P", "qty": 1}], "totalAmount": "9"}),
+            json!({"userId": "u", "items": [{"productId": "P", "qty": 1}], "extra": true}),
+            json!({"userId": long.clone() + "u", "items": [{"productId": "P", "qty": 1}]}),
+        ];
+        for body in &refused {
+            assert!(parse_create_order(body).is_err(), "parser accepted {body}");
+            assert!(!schema_accepts(&schema, body), "schema accepted {body}");
+        }
     }
 }

@@ -191,7 +191,7 @@ pub async fn create_tables(client: &Client, t: &Tables) -> Result<(), StoreError
         .to_vec();
     let specs = table_specs(t);
     for spec in &specs {
-        if !existing.iter().any(|e| *e == spec.name) {
+        if !existing.contains(&spec.name) {
             create(client, spec).await?;
         }
     }
