@@ -30,3 +30,5 @@ echo "== orderly serve --backend aws against moto"
 cargo test -p orderly --features aws --test aws --locked
 echo "== Lambda zips"
 bash scripts/lambda-build.sh
+echo "== the AWS stack, offline (terraform fmt, checkov, statelint, stack vs code manifest)"
+bash deploy/checks/run.sh --require-zips target/lambda

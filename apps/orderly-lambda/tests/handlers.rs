@@ -1121,7 +1121,10 @@ async fn events_fulfil_and_notify_once_per_event() {
     let out = events::handle(&env.l, event.clone()).await.unwrap();
     assert_eq!(out["eventId"], placed.id.to_string());
     assert_eq!(out["audited"], false, "Orderly wrote this event itself");
-    assert_eq!(out["subscribers"], json!(["fulfilment", "notifications"]));
+    assert_eq!(
+        out["subscribers"],
+        json!(["audit", "fulfilment", "notifications"])
+    );
     let fulfilled = env.order(id).await;
     assert_eq!(fulfilled.status, OrderStatus::Fulfilled);
     assert_eq!(fulfilled.tracking_id, Some(tracking_id(id)));
@@ -1134,7 +1137,11 @@ async fn events_fulfil_and_notify_once_per_event() {
     assert_eq!(m["MessageAttributes"]["email"]["Value"], "ada@example.com");
     assert_eq!(m["MessageAttributes"]["orderId"]["Value"], id.to_string());
 
-    // EventBridge delivers it again: nothing changes, nobody is mailed twice.
+    // EventBridge delivers it again, bare and through the notifications rule's wrapper
+    // (`{"subscriber", "event"}`): nothing changes, nobody is mailed twice.
+    let wrapped = json!({ "subscriber": "notifications", "event": event.clone() });
+    let out = events::handle(&env.l, wrapped).await.unwrap();
+    assert_eq!(out["subscribers"], json!(["notifications"]));
     let out = events::handle(&env.l, event).await.unwrap();
     assert_eq!(out["audited"], false);
     assert_eq!(env.order(id).await, fulfilled);
