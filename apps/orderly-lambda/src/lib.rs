@@ -36,11 +36,9 @@ use orderly_aws::sfn::SagaStarter;
 use orderly_aws::sns::SnsNotifier;
 use orderly_aws::sqs::SqsQueue;
 use orderly_core::payment::{PaymentSimulator, SimulatorConfig};
-use orderly_core::ports::{
-    Clock, EventBus, EventOutbox, Notification, Notifier, NotifyError, SystemClock,
-};
+use orderly_core::ports::{EventBus, EventOutbox, Notification, Notifier, NotifyError};
 use orderly_core::saga::{SagaDef, SagaSettings};
-use orderly_core::{DomainEvent, Money, Orderly, Ports, Settings, StoreError};
+use orderly_core::{DomainEvent, Money, Orderly, Settings, StoreError};
 
 /// Everything a function needs, built once per cold start.
 #[derive(Clone)]
@@ -178,11 +176,7 @@ impl Notifier for LogNotifier {
 impl Lambda {
     /// Wires the adapters for a deployment on already configured SDK clients.
     pub fn new(sdk: &orderly_aws::SdkConfig, deployment: Deployment, mut t: Tunables) -> Lambda {
-        // DynamoDB reserves at most this many lines in one transaction.
-        t.settings.max_order_lines = t
-            .settings
-            .max_order_lines
-            .min(orderly_aws::dynamo::MAX_RESERVABLE_LINES);
+        t.settings = orderly_aws::deployment::settings(t.settings);
         let store = Arc::new(DynamoStore::new(
             orderly_aws::aws_sdk_dynamodb::Client::new(sdk),
             deployment.tables(),
@@ -192,22 +186,9 @@ impl Lambda {
             deployment.prefix.clone(),
             &[orderly_core::ports::ORDERS_QUEUE],
         ));
-        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         let gateway = Arc::new(PaymentSimulator::new(t.payment.clone()));
-        let ports = Ports {
-            orders: store.clone(),
-            inventory: store.clone(),
-            idempotency: store.clone(),
-            readiness: store.clone(),
-            reservations: store.clone(),
-            payments: store.clone(),
-            saga_log: store.clone(),
-            notifications: store,
-            queue,
-            outbox: Arc::new(StreamMappedOutbox),
-            clock,
-            gateway,
-        };
+        let ports =
+            orderly_aws::deployment::ports(store, queue, Arc::new(StreamMappedOutbox), gateway);
         let notifier: Arc<dyn Notifier> = match &deployment.notify_topic_arn {
             Some(arn) => Arc::new(SnsNotifier::new(
                 orderly_aws::aws_sdk_sns::Client::new(sdk),

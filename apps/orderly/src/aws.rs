@@ -14,15 +14,15 @@ use std::sync::Arc;
 use anyhow::Context;
 use orderly_aws::AwsSettings;
 use orderly_aws::deployment::{Deployment, QUEUES};
-use orderly_aws::dynamo::{DynamoStore, MAX_RESERVABLE_LINES, create_tables};
+use orderly_aws::dynamo::{DynamoStore, create_tables};
 use orderly_aws::eventbridge::{EventBridgeBus, ensure_bus, route};
 use orderly_aws::sns::SnsNotifier;
 use orderly_aws::sqs::{SqsQueue, create_queues};
 use orderly_aws::streams::{StreamOutbox, StreamReader};
 use orderly_core::events::routes;
 use orderly_core::payment::{PaymentSimulator, SimulatorConfig};
-use orderly_core::ports::{Clock, EventBus, Notifier, SystemClock};
-use orderly_core::{Orderly, Ports, Settings};
+use orderly_core::ports::{EventBus, Notifier};
+use orderly_core::{Orderly, Settings};
 
 /// How to reach the deployment.
 #[derive(Debug, Clone)]
@@ -112,11 +112,11 @@ async fn create_resources(
 /// Connects to the deployment (creating it first if asked) and wires the application.
 pub async fn open(
     opts: &AwsOptions,
-    mut settings: Settings,
+    settings: Settings,
     payment: SimulatorConfig,
     visibility: std::time::Duration,
 ) -> anyhow::Result<AwsRuntime> {
-    settings.max_order_lines = settings.max_order_lines.min(MAX_RESERVABLE_LINES);
+    let settings = orderly_aws::deployment::settings(settings);
     let sdk = orderly_aws::sdk_config(&opts.settings).await;
     let mut d = opts.deployment.clone();
     if opts.create_resources {
@@ -139,21 +139,12 @@ pub async fn open(
         tables.saga.clone(),
     );
     let orders_stream = StreamReader::new(ddb, streams, tables.orders.clone(), tables.saga);
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let ports = Ports {
-        orders: store.clone(),
-        inventory: store.clone(),
-        idempotency: store.clone(),
-        readiness: store.clone(),
-        reservations: store.clone(),
-        payments: store.clone(),
-        saga_log: store.clone(),
-        notifications: store,
+    let ports = orderly_aws::deployment::ports(
+        store,
         queue,
-        outbox: Arc::new(StreamOutbox::new(events_stream)),
-        clock,
-        gateway: Arc::new(PaymentSimulator::new(payment)),
-    };
+        Arc::new(StreamOutbox::new(events_stream)),
+        Arc::new(PaymentSimulator::new(payment)),
+    );
     let notifier = d.notify_topic_arn.as_ref().map(|arn| {
         Arc::new(SnsNotifier::new(
             orderly_aws::aws_sdk_sns::Client::new(&sdk),

@@ -93,6 +93,37 @@ pub fn settings_from_vars(vars: &HashMap<String, String>) -> crate::AwsSettings 
     }
 }
 
+/// The ports of an Orderly on a deployment: DynamoDB for everything stored, with the
+/// given queue, event outbox and payment gateway, and the system clock.
+pub fn ports(
+    store: std::sync::Arc<crate::dynamo::DynamoStore>,
+    queue: std::sync::Arc<dyn orderly_core::ports::Queue>,
+    outbox: std::sync::Arc<dyn orderly_core::ports::EventOutbox>,
+    gateway: std::sync::Arc<dyn orderly_core::ports::PaymentGateway>,
+) -> orderly_core::Ports {
+    orderly_core::Ports {
+        orders: store.clone(),
+        inventory: store.clone(),
+        idempotency: store.clone(),
+        readiness: store.clone(),
+        reservations: store.clone(),
+        payments: store.clone(),
+        saga_log: store.clone(),
+        notifications: store,
+        queue,
+        outbox,
+        clock: std::sync::Arc::new(orderly_core::ports::SystemClock),
+        gateway,
+    }
+}
+
+/// The use-case settings on DynamoDB: an order may have at most as many lines as one
+/// transaction reserves ([`crate::dynamo::MAX_RESERVABLE_LINES`]).
+pub fn settings(mut s: orderly_core::Settings) -> orderly_core::Settings {
+    s.max_order_lines = s.max_order_lines.min(crate::dynamo::MAX_RESERVABLE_LINES);
+    s
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
