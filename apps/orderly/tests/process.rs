@@ -284,3 +284,26 @@ async fn the_dlq_commands_list_and_replay_dead_letters() {
     assert_eq!(run(&["replay", "--id", &id])["replayed"], json!([id]));
     assert_eq!(run(&["list"])["items"], json!([]));
 }
+
+/// A binary built without the `aws` feature refuses `--backend aws` with the way out.
+#[cfg(not(feature = "aws"))]
+#[test]
+fn the_aws_backend_needs_the_aws_build() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(BIN)
+        .args(["serve", "--backend", "aws", "--addr", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(dir.path())
+        .env_remove("ORDERLY_BACKEND")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--features aws"), "{stderr}");
+    // And `asl` needs no AWS build: it prints the generated state machine.
+    let out = std::process::Command::new(BIN).arg("asl").output().unwrap();
+    assert!(out.status.success());
+    let asl: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(asl["StartAt"], "ReserveInventory");
+    assert_eq!(asl["States"]["SagaFailed"]["Type"], "Fail");
+}
