@@ -44,15 +44,11 @@ use orderly_aws::sfn::{SagaStart, SagaStarter};
 use orderly_aws::{AwsSettings, aws_sdk_sfn, sdk_config};
 use orderly_core::input::parse_create_order;
 use orderly_core::memory::MemoryStore;
-use orderly_core::model::{OrderFilter, Page};
 use orderly_core::payment::{PaymentSimulator, SimulatorConfig};
-use orderly_core::ports::{
-    NewOrder, OrderStore, SagaLog, SeedMode, StepRecord, SystemClock, Transition, TransitionOutcome,
-};
+use orderly_core::ports::{SagaLog, SeedMode, StepRecord, SystemClock};
 use orderly_core::saga::{Action, FINAL, RETRYABLE, SagaDef, SagaSettings};
-use orderly_core::{
-    DomainEvent, Order, OrderId, OrderStatus, Orderly, Ports, Settings, StoreError,
-};
+use orderly_core::{OrderId, Orderly, Ports, Settings, StoreError};
+use orderly_testkit::faults::RefuseConfirm;
 use orderly_worker::{SagaEngine, SagaOutcome};
 use serde_json::{Value, json};
 
@@ -326,40 +322,6 @@ impl SagaLog for Journal {
     async fn record_step(&self, order_id: OrderId, record: StepRecord) -> Result<(), StoreError> {
         self.calls.lock().unwrap().push(record.clone());
         self.store.record_step(order_id, record).await
-    }
-}
-
-/// An order store whose ConfirmOrder transition is refused (as if confirmation failed).
-struct RefuseConfirm(Arc<MemoryStore>);
-
-#[async_trait]
-impl OrderStore for RefuseConfirm {
-    async fn create(&self, new: NewOrder) -> Result<(), StoreError> {
-        self.0.create(new).await
-    }
-    async fn get(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
-        self.0.get(id).await
-    }
-    async fn list(
-        &self,
-        f: &OrderFilter,
-        limit: u32,
-        cursor: Option<&str>,
-    ) -> Result<Page<Order>, StoreError> {
-        self.0.list(f, limit, cursor).await
-    }
-    async fn transition(&self, t: Transition) -> Result<TransitionOutcome, StoreError> {
-        if t.to == OrderStatus::Confirmed {
-            let current = self.0.get(t.order_id).await?.unwrap();
-            return Ok(TransitionOutcome::Stale(current));
-        }
-        self.0.transition(t).await
-    }
-    async fn events(&self, id: OrderId) -> Result<Vec<DomainEvent>, StoreError> {
-        self.0.events(id).await
-    }
-    async fn append_event(&self, e: DomainEvent) -> Result<bool, StoreError> {
-        self.0.append_event(e).await
     }
 }
 

@@ -7,6 +7,7 @@
 //! It may depend on `orderly-core` only (plus test helpers); adapters depend on it as a
 //! dev-dependency.
 
+pub mod faults;
 pub mod processing;
 
 use std::future::Future;

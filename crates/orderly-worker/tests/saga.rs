@@ -5,19 +5,13 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use orderly_core::input::parse_create_order;
-use orderly_core::model::{OrderFilter, Page};
 use orderly_core::payment::{PaymentSimulator, SimulatorConfig};
-use orderly_core::ports::{
-    NewOrder, OrderStore, PaymentState, SeedMode, StepRecord, SystemClock, Transition,
-    TransitionOutcome,
-};
+use orderly_core::ports::{OrderStore, PaymentState, SeedMode, StepRecord, SystemClock};
 use orderly_core::saga::{Action, SagaDef, SagaSettings};
-use orderly_core::{
-    DomainEvent, Order, OrderId, OrderStatus, Orderly, Ports, Settings, StoreError,
-};
+use orderly_core::{Order, OrderId, OrderStatus, Orderly, Ports, Settings};
 use orderly_sqlite::{SqliteOptions, SqliteStore};
+use orderly_testkit::faults::RefuseConfirm;
 use orderly_worker::{SagaEngine, SagaOutcome};
 use serde_json::json;
 
@@ -247,40 +241,6 @@ async fn payment_that_keeps_failing_transiently_compensates_once() {
         SagaOutcome::NothingToDo(OrderStatus::Failed)
     );
     assert_eq!(env.stock("PROD-002").await, 300);
-}
-
-/// An order store whose ConfirmOrder transition is refused (as if confirmation failed).
-struct RefuseConfirm(Arc<SqliteStore>);
-
-#[async_trait]
-impl OrderStore for RefuseConfirm {
-    async fn create(&self, new: NewOrder) -> Result<(), StoreError> {
-        self.0.create(new).await
-    }
-    async fn get(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
-        self.0.get(id).await
-    }
-    async fn list(
-        &self,
-        f: &OrderFilter,
-        limit: u32,
-        cursor: Option<&str>,
-    ) -> Result<Page<Order>, StoreError> {
-        self.0.list(f, limit, cursor).await
-    }
-    async fn transition(&self, t: Transition) -> Result<TransitionOutcome, StoreError> {
-        if t.to == OrderStatus::Confirmed {
-            let current = self.0.get(t.order_id).await?.unwrap();
-            return Ok(TransitionOutcome::Stale(current));
-        }
-        self.0.transition(t).await
-    }
-    async fn events(&self, id: OrderId) -> Result<Vec<DomainEvent>, StoreError> {
-        self.0.events(id).await
-    }
-    async fn append_event(&self, e: DomainEvent) -> Result<bool, StoreError> {
-        self.0.append_event(e).await
-    }
 }
 
 #[tokio::test]
