@@ -29,6 +29,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use orderly_auth::{Principal, Role};
 use orderly_aws::deployment::{Deployment, settings_from_vars};
 use orderly_aws::dynamo::DynamoStore;
 use orderly_aws::eventbridge::EventBridgeBus;
@@ -39,6 +40,7 @@ use orderly_core::payment::{PaymentSimulator, SimulatorConfig};
 use orderly_core::ports::{EventBus, EventOutbox, Notification, Notifier, NotifyError};
 use orderly_core::saga::{SagaDef, SagaSettings};
 use orderly_core::{DomainEvent, Money, Orderly, Settings, StoreError};
+use serde_json::Value;
 
 /// Everything a function needs, built once per cold start.
 #[derive(Clone)]
@@ -270,18 +272,146 @@ where
     run(lambda).await
 }
 
+/// How the `api` function learns who is calling: API Gateway's authorizer has already
+/// checked the credential (a Cognito user pool token, or an API key of a usage plan), so
+/// the function trusts the identity in the request context and verifies nothing again.
+/// It refuses to start unless `ORDERLY_AUTH_MODE=gateway` says the API in front of it
+/// really does authorize every request.
+#[derive(Debug, Clone)]
+pub struct GatewayAuth {
+    /// The claim listing a Cognito user's groups (`ORDERLY_JWT_ROLES_CLAIM`).
+    pub roles_claim: String,
+    /// The group that makes a user an admin (`ORDERLY_JWT_ADMIN_GROUP`).
+    pub admin_group: String,
+}
+
+/// Must be `gateway` for the `api` function to start.
+pub const ENV_AUTH_MODE: &str = "ORDERLY_AUTH_MODE";
+
+impl GatewayAuth {
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<GatewayAuth, String> {
+        match vars.get(ENV_AUTH_MODE).map(String::as_str) {
+            Some("gateway") => {}
+            Some(other) => {
+                return Err(format!(
+                    "{ENV_AUTH_MODE}={other:?} is not supported by the api function; it must \
+                     be \"gateway\" (API Gateway authorizes every request)"
+                ));
+            }
+            None => {
+                return Err(format!(
+                    "{ENV_AUTH_MODE} is not set: the api function trusts API Gateway's \
+                     authorizer and starts only when {ENV_AUTH_MODE}=gateway confirms there is one"
+                ));
+            }
+        }
+        let get = |k: &str, d: &str| {
+            vars.get(k)
+                .filter(|v| !v.is_empty())
+                .cloned()
+                .unwrap_or_else(|| d.to_owned())
+        };
+        Ok(GatewayAuth {
+            roles_claim: get("ORDERLY_JWT_ROLES_CLAIM", "cognito:groups"),
+            admin_group: get("ORDERLY_JWT_ADMIN_GROUP", "admin"),
+        })
+    }
+
+    fn groups(value: &Value) -> Vec<String> {
+        match value {
+            Value::Array(a) => a
+                .iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect(),
+            // REST API authorizers flatten claims to strings: "admin,ops" or "[admin ops]".
+            Value::String(s) => s
+                .trim_matches(|c| c == '[' || c == ']')
+                .split([',', ' '])
+                .filter(|g| !g.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn from_claims(&self, claims: &serde_json::Map<String, Value>) -> Option<Principal> {
+        let sub = claims.get("sub")?.as_str()?;
+        let user: orderly_core::UserId = sub.parse().ok()?;
+        let admin = claims
+            .get(&self.roles_claim)
+            .map(Self::groups)
+            .unwrap_or_default()
+            .iter()
+            .any(|g| g == &self.admin_group);
+        Some(Principal {
+            role: if admin { Role::Admin } else { Role::Customer },
+            user_id: Some(user),
+            credential: format!("gateway:user:{sub}"),
+        })
+    }
+
+    /// The caller API Gateway authorized: Cognito claims first, else the API key (a
+    /// service credential, admin with no user of its own). `None`: nothing authorized.
+    pub fn identity(&self, ctx: &lambda_http::request::RequestContext) -> Option<Principal> {
+        use lambda_http::request::RequestContext;
+        match ctx {
+            RequestContext::ApiGatewayV1(c) => {
+                if let Some(Value::Object(claims)) = c.authorizer.fields.get("claims") {
+                    return self.from_claims(claims);
+                }
+                let key_id = c.identity.api_key_id.as_deref().filter(|k| !k.is_empty())?;
+                Some(Principal {
+                    role: Role::Admin,
+                    user_id: None,
+                    credential: format!("gateway:apikey:{key_id}"),
+                })
+            }
+            RequestContext::ApiGatewayV2(c) => {
+                let jwt = c.authorizer.as_ref()?.jwt.as_ref()?;
+                let claims: serde_json::Map<String, Value> = jwt
+                    .claims
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                    .collect();
+                self.from_claims(&claims)
+            }
+            _ => None,
+        }
+    }
+}
+
 /// The HTTP API of the `api` function: the router `orderly serve` serves, routed on the
-/// path without the API Gateway stage (see `without_stage`).
-pub fn api_router(l: &Lambda) -> axum::Router {
+/// path without the API Gateway stage (see `without_stage`), with the caller taken from
+/// the authorizer's context ([`GatewayAuth`]). Per-container rate limits would mean
+/// nothing with many containers: the usage plan's throttling applies instead.
+pub fn api_router(l: &Lambda, auth: &GatewayAuth) -> axum::Router {
     let api = orderly_http::router(orderly_http::AppState {
         app: l.app.clone(),
         config: l.http.clone(),
+        auth: Arc::new(orderly_http::Authenticator::gateway(
+            orderly_auth::limit::RateLimitConfig::disabled(),
+        )),
     });
+    let auth = auth.clone();
     // A layer on the fallback runs before the inner router routes, so it can rewrite the
     // path it routes on (a layer on the routes themselves would run after routing).
     axum::Router::new()
         .fallback_service(api)
         .layer(axum::middleware::map_request(without_stage))
+        .layer(axum::middleware::map_request(
+            move |mut req: axum::extract::Request| {
+                let auth = auth.clone();
+                async move {
+                    use lambda_http::RequestExt;
+                    let who = req.request_context_ref().and_then(|c| auth.identity(c));
+                    if let Some(p) = who {
+                        req.extensions_mut()
+                            .insert(orderly_http::GatewayIdentity(p));
+                    }
+                    req
+                }
+            },
+        ))
 }
 
 /// The request with the stage taken off the front of its path. `lambda_http` puts the

@@ -36,7 +36,7 @@ pub fn functions() -> Vec<Function> {
         Function {
             name: "api",
             binary: "orderly-api",
-            env_required: vec![ENV_PREFIX],
+            env_required: vec![ENV_PREFIX, crate::ENV_AUTH_MODE],
             // The order store, and the orders queue for the admin dead-letter routes.
             actions: union(&[DYNAMO_STORE, SQS_QUEUE]),
         },

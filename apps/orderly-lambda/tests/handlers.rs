@@ -391,10 +391,31 @@ fn apigw_event(
     .to_string()
 }
 
+/// The `api` function's authorization settings, as `ORDERLY_AUTH_MODE=gateway` gives them.
+fn gateway_auth() -> orderly_lambda::GatewayAuth {
+    let vars = [("ORDERLY_AUTH_MODE".to_owned(), "gateway".to_owned())].into();
+    orderly_lambda::GatewayAuth::from_vars(&vars).unwrap()
+}
+
+/// The event as a Cognito user pool authorizer passes it on: the token's claims in the
+/// context (REST APIs flatten them to strings) and no API key. `None`: no identity at all.
+fn as_cognito_user(event: &str, claims: Option<Value>) -> String {
+    let mut v: Value = serde_json::from_str(event).unwrap();
+    v["requestContext"]["identity"]["apiKeyId"] = Value::Null;
+    v["requestContext"]["identity"]["apiKey"] = Value::Null;
+    if let Some(c) = claims {
+        v["requestContext"]["authorizer"] = json!({ "claims": c });
+    }
+    v.to_string()
+}
+
 /// Sends an API Gateway event through the `api` function's router: status, headers, body.
 async fn call_api(l: &Lambda, event: &str) -> (u16, axum::http::HeaderMap, Value) {
     let req = lambda_http::request::from_str(event).expect("an API Gateway proxy event");
-    let resp = orderly_lambda::api_router(l).oneshot(req).await.unwrap();
+    let resp = orderly_lambda::api_router(l, &gateway_auth())
+        .oneshot(req)
+        .await
+        .unwrap();
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
@@ -415,6 +436,85 @@ async fn order_count(env: &Env) -> i32 {
         .await
         .unwrap()
         .count()
+}
+
+#[tokio::test]
+async fn api_trusts_the_authorizer_context_and_confines_customers() {
+    let env = Env::new().await;
+    let alice = json!({"sub": "alice-sub", "cognito:groups": "customers", "token_use": "id"});
+    let bob = json!({"sub": "bob-sub", "token_use": "id"});
+    let admin = json!({"sub": "ops-sub", "cognito:groups": "[admin ops]"});
+    let no_user = r#"{"items":[{"productId":"PROD-001","qty":1}]}"#;
+    let post = apigw_event(
+        "POST",
+        "/orders",
+        "/orders",
+        Value::Null,
+        &[("Content-Type", "application/json")],
+        Some(no_user),
+    );
+
+    // No identity in the context: 401, nothing stored.
+    let (status, headers, body) = call_api(&env.l, &as_cognito_user(&post, None)).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(headers.contains_key("www-authenticate"));
+    assert_eq!(order_count(&env).await, 0);
+
+    // Alice's order is hers: the user id comes from her token's `sub`.
+    let (status, _, order) = call_api(&env.l, &as_cognito_user(&post, Some(alice.clone()))).await;
+    assert_eq!(status, 201, "{order}");
+    assert_eq!(order["userId"], "alice-sub");
+    let id = order["orderId"].as_str().unwrap().to_owned();
+    let get = apigw_event(
+        "GET",
+        &format!("/orders/{id}"),
+        "/orders/{orderId}",
+        json!({"orderId": id}),
+        &[],
+        None,
+    );
+    let (status, _, _) = call_api(&env.l, &as_cognito_user(&get, Some(alice))).await;
+    assert_eq!(status, 200);
+    // Bob cannot see it (404, as if it did not exist); an admin can.
+    let (status, _, body) = call_api(&env.l, &as_cognito_user(&get, Some(bob.clone()))).await;
+    assert_eq!(status, 404, "{body}");
+    let (status, _, _) = call_api(&env.l, &as_cognito_user(&get, Some(admin))).await;
+    assert_eq!(status, 200);
+    // Bob may not order for Alice, nor reach the admin routes.
+    let for_alice = apigw_event(
+        "POST",
+        "/orders",
+        "/orders",
+        Value::Null,
+        &[("Content-Type", "application/json")],
+        Some(r#"{"userId":"alice-sub","items":[{"productId":"PROD-001","qty":1}]}"#),
+    );
+    let (status, _, _) = call_api(&env.l, &as_cognito_user(&for_alice, Some(bob.clone()))).await;
+    assert_eq!(status, 403);
+    let dlq = apigw_event("GET", "/admin/dlq", "/admin/dlq", Value::Null, &[], None);
+    let (status, _, _) = call_api(&env.l, &as_cognito_user(&dlq, Some(bob))).await;
+    assert_eq!(status, 403);
+    assert_eq!(order_count(&env).await, 1);
+}
+
+#[test]
+fn the_api_function_starts_only_behind_an_authorizer() {
+    use orderly_lambda::GatewayAuth;
+    let vars = |pairs: &[(&str, &str)]| -> std::collections::HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).into(), (*v).into()))
+            .collect()
+    };
+    assert!(GatewayAuth::from_vars(&vars(&[])).is_err());
+    assert!(GatewayAuth::from_vars(&vars(&[("ORDERLY_AUTH_MODE", "none")])).is_err());
+    let a = GatewayAuth::from_vars(&vars(&[
+        ("ORDERLY_AUTH_MODE", "gateway"),
+        ("ORDERLY_JWT_ADMIN_GROUP", "ops"),
+    ]))
+    .unwrap();
+    assert_eq!(a.admin_group, "ops");
+    assert_eq!(a.roles_claim, "cognito:groups");
 }
 
 #[tokio::test]

@@ -52,6 +52,8 @@ pub struct AwsRuntime {
     /// The orders table's stream, for the relay loop that queues each order's processing
     /// ([`orderly_aws::streams::run_orders_relay`]).
     pub orders_stream: StreamReader,
+    /// API keys, in the saga table.
+    pub keys: Arc<dyn orderly_core::ports::ApiKeys>,
 }
 
 impl std::fmt::Debug for AwsRuntime {
@@ -139,6 +141,7 @@ pub async fn open(
         tables.saga.clone(),
     );
     let orders_stream = StreamReader::new(ddb, streams, tables.orders.clone(), tables.saga);
+    let keys: Arc<dyn orderly_core::ports::ApiKeys> = store.clone();
     let ports = orderly_aws::deployment::ports(
         store,
         queue,
@@ -159,5 +162,6 @@ pub async fn open(
         )),
         notifier,
         orders_stream,
+        keys,
     })
 }

@@ -17,11 +17,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use orderly_auth::Role;
+use orderly_auth::jwt::{JwtConfig, JwtVerifier};
+use orderly_auth::keys::KeyService;
+use orderly_auth::limit::RateLimitConfig;
 use orderly_core::payment::{PaymentSimulator, SimulatorConfig};
 use orderly_core::ports::{Clock, EventBus, Notifier, SeedMode, SeedOutcome, SystemClock};
 use orderly_core::saga::{SagaDef, SagaSettings};
 use orderly_core::{Orderly, Ports, Settings};
-use orderly_http::{AppState, HttpConfig};
+use orderly_http::{AppState, Authenticator, HttpConfig};
 use orderly_sqlite::{Durability, SqliteOptions, SqliteStore};
 use orderly_worker::bus::QueueBus;
 use orderly_worker::notify::{LogNotifier, SmtpNotifier};
@@ -57,6 +61,30 @@ impl Default for ProcessingConfig {
     }
 }
 
+/// Who may call the API and how often.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// Bearer JWTs (Cognito RS256, or HS256 for development); `None`: API keys only.
+    pub jwt: Option<JwtConfig>,
+    pub rate_limit: RateLimitConfig,
+    /// When the store holds no API key at all, create an admin key (acting as user
+    /// `admin`), print it once and save it to `<data-dir>/admin.key` (mode 0600).
+    pub bootstrap_admin_key: bool,
+}
+
+impl Default for AuthConfig {
+    fn default() -> AuthConfig {
+        AuthConfig {
+            jwt: None,
+            rate_limit: RateLimitConfig::default(),
+            bootstrap_admin_key: true,
+        }
+    }
+}
+
+/// The file the first admin key is saved to, in the data directory.
+pub const ADMIN_KEY_FILE: &str = "admin.key";
+
 /// Where orders are stored and processed.
 #[derive(Debug, Clone, Default)]
 pub enum Backend {
@@ -77,6 +105,7 @@ pub struct ServeConfig {
     pub durability: Durability,
     pub settings: Settings,
     pub http: HttpConfig,
+    pub auth: AuthConfig,
     /// Load the seed catalogue when the store has no products at all.
     pub seed_if_empty: bool,
     pub processing: ProcessingConfig,
@@ -96,6 +125,7 @@ impl ServeConfig {
             durability: Durability::Full,
             settings: Settings::default(),
             http: HttpConfig::default(),
+            auth: AuthConfig::default(),
             seed_if_empty: true,
             processing: ProcessingConfig::default(),
             serve_api: true,
@@ -186,6 +216,8 @@ impl Running {
 /// The application on its backend, with what the worker needs besides.
 pub struct Opened {
     pub app: Orderly,
+    /// The API keys of this backend.
+    pub keys: KeyService,
     bus: Arc<dyn EventBus>,
     notifier: Option<Arc<dyn Notifier>>,
     /// The embedded store, closed (its writer flushed) on shutdown.
@@ -229,8 +261,10 @@ pub async fn open_backend(cfg: &ServeConfig) -> anyhow::Result<Opened> {
                 app.ports().queue.clone(),
                 orderly_core::events::routes(),
             ));
+            let keys = KeyService::new(Arc::new(store.clone()), Arc::new(SystemClock));
             Ok(Opened {
                 app,
+                keys,
                 bus,
                 notifier: None,
                 sqlite: Some(store),
@@ -248,6 +282,7 @@ pub async fn open_backend(cfg: &ServeConfig) -> anyhow::Result<Opened> {
             )
             .await?;
             Ok(Opened {
+                keys: KeyService::new(rt.keys, Arc::new(SystemClock)),
                 app: rt.app,
                 bus: rt.bus,
                 notifier: rt.notifier,
@@ -309,9 +344,23 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
             .await
             .with_context(|| format!("binding {}", cfg.addr))?;
         let addr = listener.local_addr()?;
+        if cfg.auth.bootstrap_admin_key {
+            bootstrap_admin_key(&opened.keys, &cfg.data_dir).await?;
+        }
+        let jwt = match &cfg.auth.jwt {
+            Some(j) => Some(JwtVerifier::new(j.clone()).context("JWT configuration")?),
+            None => None,
+        };
+        orderly_http::parse_cors_origins(&cfg.http.cors_origins).map_err(anyhow::Error::msg)?;
+        cfg.auth
+            .rate_limit
+            .validate()
+            .map_err(|e| anyhow::anyhow!("rate limit: {e}"))?;
+        let auth = Authenticator::local(opened.keys.clone(), jwt, cfg.auth.rate_limit);
         let router = orderly_http::router(AppState {
             app: app.clone(),
             config: cfg.http.clone(),
+            auth: Arc::new(auth),
         });
         let mut stopped = stopped.clone();
         let http = tokio::spawn(async move {
@@ -365,6 +414,61 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
         None => tracing::info!(data_dir = %cfg.data_dir.display(), "orderly worker is running"),
     }
     Ok(Running { addr, stop, task })
+}
+
+/// On a store without any API key: creates an admin key, saves it to
+/// `<data_dir>/admin.key` readable by the owner only, and prints it once.
+pub async fn bootstrap_admin_key(
+    keys: &KeyService,
+    data_dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    if keys.any().await.map_err(anyhow::Error::msg)? {
+        return Ok(());
+    }
+    let user: orderly_core::UserId = "admin"
+        .parse()
+        .map_err(|e: orderly_core::types::InvalidValue| anyhow::anyhow!(e.0))?;
+    let created = keys
+        .create(
+            Role::Admin,
+            Some(user),
+            Some("created on first start".into()),
+        )
+        .await
+        .map_err(anyhow::Error::msg)?;
+    let path = data_dir.join(ADMIN_KEY_FILE);
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating {}", data_dir.display()))?;
+    write_secret_file(&path, &format!("{}\n", created.key))
+        .with_context(|| format!("saving the admin key to {}", path.display()))?;
+    println!(
+        "Created the first admin API key (shown once; also saved to {}):\n  {}\n\
+         Send it as `x-api-key`. More keys: `orderly keys create --role customer --user <id>`.",
+        path.display(),
+        created.key
+    );
+    tracing::info!(key_id = %created.record.id, file = %path.display(), "created the first admin API key");
+    Ok(())
+}
+
+/// Writes a file only its owner may read (0600 on Unix), replacing any old one.
+fn write_secret_file(path: &std::path::Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        f.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    f.write_all(text.as_bytes())?;
+    f.sync_all()
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use orderly::{LogFormat, ProcessingConfig, ServeConfig};
 use orderly_core::Settings;
@@ -211,6 +212,152 @@ impl Processing {
     }
 }
 
+/// Authentication, rate limits and HTTP hardening of `serve`.
+#[derive(Debug, Args)]
+struct Security {
+    /// Requests per second each credential may sustain.
+    #[arg(long, env = "ORDERLY_RATE_LIMIT_RPS", default_value_t = 100.0)]
+    rate_limit_rps: f64,
+    /// Requests a credential may send at once above its sustained rate.
+    #[arg(long, env = "ORDERLY_RATE_LIMIT_BURST", default_value_t = 200)]
+    rate_limit_burst: u32,
+    /// Requests per second over all credentials together.
+    #[arg(
+        long,
+        env = "ORDERLY_GLOBAL_RATE_LIMIT_RPS",
+        default_value_t = 10_000.0
+    )]
+    global_rate_limit_rps: f64,
+    /// Burst over all credentials together.
+    #[arg(
+        long,
+        env = "ORDERLY_GLOBAL_RATE_LIMIT_BURST",
+        default_value_t = 20_000
+    )]
+    global_rate_limit_burst: u32,
+    /// Seconds a request may run before it is answered 503.
+    #[arg(long, env = "ORDERLY_REQUEST_TIMEOUT_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    request_timeout_secs: u64,
+    /// Requests handled at once; more are answered 503 at once.
+    #[arg(long, env = "ORDERLY_MAX_CONCURRENT_REQUESTS", default_value_t = 1024,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_concurrent_requests: u64,
+    /// Browser origins allowed by CORS (repeat, or comma-separate in the variable); none:
+    /// CORS off.
+    #[arg(
+        long = "cors-origin",
+        env = "ORDERLY_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    cors_origins: Vec<String>,
+    /// On a store without API keys, create an admin key, print it once and save it to
+    /// <data-dir>/admin.key (mode 0600).
+    #[arg(long, env = "ORDERLY_BOOTSTRAP_ADMIN_KEY", default_value_t = true,
+          action = clap::ArgAction::Set)]
+    bootstrap_admin_key: bool,
+    /// Bearer JWTs: the expected issuer (Cognito: https://cognito-idp.<region>.amazonaws.com/<pool-id>).
+    #[arg(long, env = "ORDERLY_JWT_ISSUER")]
+    jwt_issuer: Option<String>,
+    /// Bearer JWTs: the expected audience (`aud` of ID tokens, `client_id` of access tokens).
+    #[arg(long, env = "ORDERLY_JWT_AUDIENCE")]
+    jwt_audience: Option<String>,
+    /// Bearer JWTs: the required `token_use` (access or id); unset: either.
+    #[arg(long, env = "ORDERLY_JWT_TOKEN_USE")]
+    jwt_token_use: Option<String>,
+    /// Bearer JWTs: URL of the JWKS (Cognito: <issuer>/.well-known/jwks.json).
+    #[arg(long, env = "ORDERLY_JWT_JWKS_URL", conflicts_with = "jwt_jwks_file")]
+    jwt_jwks_url: Option<String>,
+    /// Bearer JWTs: a JWKS file instead of a URL.
+    #[arg(long, env = "ORDERLY_JWT_JWKS_FILE")]
+    jwt_jwks_file: Option<PathBuf>,
+    /// Development only: accept HS256 tokens signed with the secret in this file.
+    #[arg(long, env = "ORDERLY_JWT_HS256_SECRET_FILE")]
+    jwt_hs256_secret_file: Option<PathBuf>,
+    /// Bearer JWTs: the claim listing the caller's groups.
+    #[arg(
+        long,
+        env = "ORDERLY_JWT_ROLES_CLAIM",
+        default_value = "cognito:groups"
+    )]
+    jwt_roles_claim: String,
+    /// Bearer JWTs: the group that makes a caller an admin (others are customers).
+    #[arg(long, env = "ORDERLY_JWT_ADMIN_GROUP", default_value = "admin")]
+    jwt_admin_group: String,
+}
+
+impl Security {
+    fn apply(self, http: &mut HttpConfig, auth: &mut orderly::AuthConfig) -> anyhow::Result<()> {
+        use orderly_auth::jwt::{JwksSource, JwtConfig};
+        http.request_timeout = Duration::from_secs(self.request_timeout_secs);
+        http.max_concurrent_requests = usize::try_from(self.max_concurrent_requests)?;
+        http.cors_origins = self
+            .cors_origins
+            .into_iter()
+            .map(|o| o.trim().to_owned())
+            .filter(|o| !o.is_empty())
+            .collect();
+        auth.rate_limit = orderly_auth::limit::RateLimitConfig {
+            per_credential_rps: self.rate_limit_rps,
+            burst: self.rate_limit_burst,
+            global_rps: self.global_rate_limit_rps,
+            global_burst: self.global_rate_limit_burst,
+        };
+        auth.bootstrap_admin_key = self.bootstrap_admin_key;
+        let jwks = match (self.jwt_jwks_url, self.jwt_jwks_file) {
+            (Some(u), _) => Some(JwksSource::Url(u)),
+            (None, Some(f)) => Some(JwksSource::File(f)),
+            (None, None) => None,
+        };
+        let hs256_secret = match &self.jwt_hs256_secret_file {
+            Some(path) => {
+                let text = std::fs::read(path)
+                    .with_context(|| format!("reading the HS256 secret from {}", path.display()))?;
+                Some(text.trim_ascii().to_vec())
+            }
+            None => None,
+        };
+        if jwks.is_some() || hs256_secret.is_some() {
+            auth.jwt = Some(JwtConfig {
+                issuer: self.jwt_issuer,
+                audience: self.jwt_audience,
+                token_use: self.jwt_token_use,
+                jwks,
+                hs256_secret,
+                roles_claim: self.jwt_roles_claim,
+                admin_group: self.jwt_admin_group,
+                ..JwtConfig::default()
+            });
+        } else if self.jwt_issuer.is_some() || self.jwt_audience.is_some() {
+            anyhow::bail!(
+                "JWT issuer/audience given but no keys: set --jwt-jwks-url, --jwt-jwks-file \
+                 or --jwt-hs256-secret-file"
+            );
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Create an API key and print it (the only time it is shown).
+    Create {
+        /// admin (everything) or customer (their own orders).
+        #[arg(long)]
+        role: orderly_auth::Role,
+        /// The user id the key acts as (required for customer keys).
+        #[arg(long)]
+        user: Option<String>,
+        /// A note to recognise the key by in `keys list`.
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// List keys (ids, roles, users, when created and revoked; never the secrets).
+    List,
+    /// Revoke a key by its id (the 12 hex characters after `oly_`).
+    Revoke { id: String },
+}
+
 #[derive(Debug, Subcommand)]
 enum DlqCommand {
     /// List dead-lettered messages with their last error.
@@ -249,6 +396,8 @@ enum Command {
         seed_if_empty: bool,
         #[command(flatten)]
         processing: Processing,
+        #[command(flatten)]
+        security: Security,
     },
     /// Run only the worker (saga engine, event relay, subscribers) against a data dir that
     /// an `orderly serve` may share.
@@ -257,6 +406,13 @@ enum Command {
         store: Store,
         #[command(flatten)]
         processing: Processing,
+    },
+    /// Create, list and revoke API keys.
+    Keys {
+        #[command(flatten)]
+        store: Store,
+        #[command(subcommand)]
+        command: KeysCommand,
     },
     /// Inspect and replay dead-lettered messages.
     Dlq {
@@ -310,8 +466,9 @@ async fn run(command: Command) -> anyhow::Result<()> {
             max_body_bytes,
             seed_if_empty,
             processing,
+            security,
         } => {
-            let cfg = ServeConfig {
+            let mut cfg = ServeConfig {
                 backend: store.backend()?,
                 addr,
                 data_dir: store.data_dir,
@@ -322,14 +479,56 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 },
                 http: HttpConfig {
                     max_body_bytes: usize::try_from(max_body_bytes)?,
+                    ..HttpConfig::default()
                 },
+                auth: orderly::AuthConfig::default(),
                 seed_if_empty,
                 processing: processing.config()?,
                 serve_api: true,
                 run_worker: true,
             };
+            security.apply(&mut cfg.http, &mut cfg.auth)?;
             let running = orderly::start(cfg).await?;
             running.run_until(orderly::shutdown_signal()).await
+        }
+        Command::Keys { store, command } => {
+            let opened = orderly::open_backend(&store.admin_config()?).await?;
+            let keys = &opened.keys;
+            match command {
+                KeysCommand::Create { role, user, label } => {
+                    let user = match user {
+                        Some(u) => Some(
+                            u.parse::<orderly_core::UserId>()
+                                .map_err(|e| anyhow::anyhow!("--user: {}", e.0))?,
+                        ),
+                        None => None,
+                    };
+                    let created = keys
+                        .create(role, user, label)
+                        .await
+                        .map_err(anyhow::Error::msg)?;
+                    eprintln!(
+                        "Created {} key {}. It is shown only now; store it safely:",
+                        created.record.role, created.record.id
+                    );
+                    println!("{}", created.key);
+                }
+                KeysCommand::List => {
+                    let items = keys.list().await.map_err(anyhow::Error::msg)?;
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&serde_json::json!({ "items": items }))?
+                    );
+                }
+                KeysCommand::Revoke { id } => {
+                    if !keys.revoke(&id).await.map_err(anyhow::Error::msg)? {
+                        opened.close().await?;
+                        anyhow::bail!("there is no API key with id {id:?}");
+                    }
+                    println!("revoked {id}");
+                }
+            }
+            opened.close().await
         }
         Command::Worker { store, processing } => {
             let mut cfg = store.admin_config()?;

@@ -87,8 +87,8 @@ async fn every_validation_rule_answers_4xx_naming_the_field() {
         .collect();
     let cases: Vec<(&str, Value, u16, &str, &str)> = vec![
         (
-            "missing userId",
-            json!({"items": [ok_item]}),
+            "empty userId",
+            json!({"userId": "", "items": [ok_item]}),
             400,
             "validation_failed",
             "userId",

@@ -37,6 +37,10 @@ fn serve(dir: &std::path::Path, extra: &[&str]) -> (Child, String) {
             "20",
             "--workers",
             "4",
+            "--rate-limit-rps",
+            "100000",
+            "--rate-limit-burst",
+            "100000",
             "--data-dir",
         ])
         .arg(dir)
@@ -65,6 +69,18 @@ fn serve(dir: &std::path::Path, extra: &[&str]) -> (Child, String) {
     (child, addr)
 }
 
+/// A client sending the admin key the server saved on its first start in `dir`.
+fn keyed_client(dir: &std::path::Path) -> reqwest::Client {
+    let key = std::fs::read_to_string(dir.join("admin.key")).expect("admin key saved");
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("x-api-key", key.trim().parse().expect("header value"));
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("client")
+}
+
 /// Every order in the store, walking all pages.
 async fn all_orders(client: &reqwest::Client, addr: &str) -> Vec<Value> {
     let mut out = Vec::new();
@@ -84,10 +100,7 @@ async fn all_orders(client: &reqwest::Client, addr: &str) -> Vec<Value> {
 async fn sigkill_with_orders_in_flight_loses_nothing_and_conserves_stock() {
     let dir = tempfile::tempdir().unwrap();
     let (mut child, addr) = serve(dir.path(), &["--payment-transient-failures", "1"]);
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .unwrap();
+    let client = keyed_client(dir.path());
     let initial: HashMap<String, u64> = {
         let v: Value = client
             .get(format!("http://{addr}/products"))

@@ -11,6 +11,18 @@ use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_orderly");
 
+/// A client sending the admin key the server saved on its first start in `dir`.
+fn keyed_client(dir: &std::path::Path) -> reqwest::Client {
+    let key = std::fs::read_to_string(dir.join("admin.key")).expect("admin key saved");
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("x-api-key", key.trim().parse().expect("header value"));
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("client")
+}
+
 /// Starts `orderly serve` on port 0; returns the child, its address and its log lines.
 fn serve(data_dir: &std::path::Path) -> (std::process::Child, String, mpsc::Receiver<Value>) {
     let mut child = Command::new(BIN)
@@ -62,7 +74,7 @@ fn sigterm(child: &std::process::Child) {
 async fn json_logs_carry_the_order_id_and_sigterm_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let (mut child, addr, logs) = serve(dir.path());
-    let client = reqwest::Client::new();
+    let client = keyed_client(dir.path());
     let r = client
         .post(format!("http://{addr}/orders"))
         .json(&json!({"userId": "log-user", "items": [{"productId": "PROD-001", "qty": 1}]}))
@@ -84,11 +96,22 @@ async fn json_logs_carry_the_order_id_and_sigterm_stops_cleanly() {
     let status = child.wait().unwrap();
     assert!(status.success(), "SIGTERM is a clean exit, got {status}");
     let lines: Vec<Value> = logs.try_iter().collect();
+    // The admin key never reaches the logs (it goes to the terminal and admin.key only).
+    let key = std::fs::read_to_string(dir.path().join("admin.key")).unwrap();
+    let secret = key.trim().rsplit_once('_').map_or(key.trim(), |(_, s)| s);
+    let id_and_secret = &key.trim()[4..];
+    for l in &lines {
+        let text = l.to_string();
+        assert!(
+            !text.contains(secret) && !text.contains(id_and_secret),
+            "a log line holds the key: {text}"
+        );
+    }
     // Every line logged within a request about this order names it.
     let about: Vec<&Value> = lines
         .iter()
         .filter(|l| {
-            l["span"]["uri"].as_str().is_some_and(|u| u.contains(&id))
+            l["span"]["path"].as_str().is_some_and(|u| u.contains(&id))
                 || l["order_id"] == id
                 || l["span"]["order_id"] == id
         })
@@ -146,6 +169,83 @@ fn seed(dir: &std::path::Path, extra: &[&str]) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Runs `orderly keys ...` on a data directory: (success, stdout, stderr).
+fn keys(dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = Command::new(BIN)
+        .args(["keys", "--log-format", "json", "--data-dir"])
+        .arg(dir)
+        .args(args)
+        .output()
+        .expect("run keys");
+    (
+        out.status.success(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn the_keys_commands_create_list_and_revoke_on_a_running_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, key, _) = keys(
+        dir.path(),
+        &["create", "--role", "customer", "--user", "kim"],
+    );
+    assert!(ok);
+    let key = key.trim().to_owned();
+    assert!(key.starts_with("oly_"), "{key}");
+    let (ok, _, err) = keys(dir.path(), &["create", "--role", "customer"]);
+    assert!(!ok && err.contains("--user"), "{err}");
+    let (ok, _, err) = keys(dir.path(), &["create", "--role", "root", "--user", "x"]);
+    assert!(!ok && err.contains("root"), "{err}");
+
+    let (ok, listed, _) = keys(dir.path(), &["list"]);
+    assert!(ok);
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    let items = listed["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1);
+    assert_eq!(items[0]["role"], "customer");
+    assert_eq!(items[0]["userId"], "kim");
+    assert!(items[0].get("secretHash").is_none());
+    assert!(
+        !listed.to_string().contains(&key[17..]),
+        "list never shows secrets"
+    );
+    let id = items[0]["id"].as_str().unwrap().to_owned();
+
+    // A store that already has a key gets no bootstrap admin key.
+    let (mut child, addr, _logs) = serve(dir.path());
+    assert!(!dir.path().join("admin.key").exists());
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("x-api-key", key.parse().unwrap());
+    let kim = reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap();
+    let r = kim
+        .get(format!("http://{addr}/orders"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (ok, out, _) = keys(dir.path(), &["revoke", &id]);
+    assert!(ok, "{out}");
+    let r = kim
+        .get(format!("http://{addr}/orders"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        401,
+        "revoked from another process takes effect at once"
+    );
+    let (ok, _, err) = keys(dir.path(), &["revoke", "0123456789ab"]);
+    assert!(!ok && err.contains("no API key"), "{err}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
 #[tokio::test]
 async fn seed_is_idempotent_unless_asked_to_add_stock() {
     let dir = tempfile::tempdir().unwrap();
@@ -157,7 +257,9 @@ async fn seed_is_idempotent_unless_asked_to_add_stock() {
     assert_eq!(added.matches("StockAdded").count(), 10, "{added}");
 
     let (mut child, addr, _logs) = serve(dir.path());
-    let products: Value = reqwest::get(format!("http://{addr}/products"))
+    let products: Value = keyed_client(dir.path())
+        .get(format!("http://{addr}/products"))
+        .send()
         .await
         .unwrap()
         .json()
@@ -201,7 +303,7 @@ async fn a_separate_worker_process_processes_what_an_api_only_server_accepts() {
         .stdout(Stdio::null())
         .spawn()
         .unwrap();
-    let client = reqwest::Client::new();
+    let client = keyed_client(dir.path());
     let r = client
         .post(format!("http://{addr}/orders"))
         .json(&json!({"userId": "split", "items": [{"productId": "PROD-004", "qty": 2}]}))

@@ -187,6 +187,7 @@ mod tests {
         let dynamo = [
             include_str!("dynamo/mod.rs"),
             include_str!("dynamo/saga.rs"),
+            include_str!("dynamo/keys.rs"),
         ]
         .concat();
         assert_eq!(

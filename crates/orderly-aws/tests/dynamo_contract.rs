@@ -73,6 +73,11 @@ async fn dynamodb_notification_log() {
 }
 
 #[tokio::test]
+async fn dynamodb_api_keys() {
+    orderly_testkit::api_keys_contract(fresh).await;
+}
+
+#[tokio::test]
 async fn twenty_concurrent_orders_for_the_last_unit_exactly_one_reserves() {
     use orderly_core::ports::{Inventory, OrderStore, Reservations, ReserveOutcome};
     use orderly_core::{DomainEvent, EventType, Money, OrderItem, Qty};

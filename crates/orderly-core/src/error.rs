@@ -5,6 +5,7 @@ use serde::Serialize;
 
 /// One thing wrong with one field of a request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldError {
     /// Where, as a path into the request: `items[1].qty`, `userId`, `cursor`, `orderId`.
     pub field: String,

@@ -17,7 +17,9 @@ use crate::types::{InvalidValue, OrderId};
 /// The `source` of every Orderly event.
 pub const SOURCE: &str = "orderly";
 
+/// The `detailType` of a domain event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum EventType {
     OrderCreated,
     InventoryReserved,
@@ -80,14 +82,20 @@ impl FromStr for EventType {
     }
 }
 
-/// One domain event. `detail` always carries `orderId`.
+/// One domain event (an EventBridge-style envelope). `detail` always carries `orderId`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DomainEvent {
+    /// The same for every copy of one event of one order.
     pub id: Uuid,
+    /// Always `orderly`.
+    #[cfg_attr(feature = "openapi", schema(example = "orderly"))]
     pub source: &'static str,
     pub detail_type: EventType,
     pub time: Timestamp,
+    /// What happened: `orderId` and the event's own fields.
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub detail: Value,
     #[serde(skip)]
     pub order_id: OrderId,

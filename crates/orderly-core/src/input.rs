@@ -44,6 +44,12 @@ pub struct ListOrders {
     pub cursor: Option<String>,
 }
 
+/// How a key is named in a field error: itself, or `""` for the empty key, which would
+/// otherwise name no field at all.
+fn key_name(key: &str) -> &str {
+    if key.is_empty() { "\"\"" } else { key }
+}
+
 fn type_name(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
@@ -84,7 +90,7 @@ impl<'a> Fields<'a, '_> {
                 "is not a known field (expected one of: {})",
                 known.join(", ")
             );
-            self.err(k, reason);
+            self.err(key_name(k), reason);
         }
     }
 
@@ -206,9 +212,10 @@ pub fn create_order_schema() -> Value {
         "title": "CreateOrder",
         "type": "object",
         "additionalProperties": false,
-        "required": ["userId", "items"],
+        // `userId` may be left out: the API fills in the caller's own user id.
+        "required": ["items"],
         "properties": {
-            "userId": { "type": "string", "minLength": 1, "maxLength": UserId::MAX_LEN },
+            "userId": id(UserId::MAX_LEN),
             "customerEmail": { "type": ["string", "null"], "maxLength": 254 },
             "totalAmount": { "type": ["number", "null"], "minimum": 0 },
             "items": {
@@ -390,7 +397,7 @@ pub fn parse_list_orders(pairs: &[(String, String)]) -> Result<ListOrders, Error
     let mut seen = Vec::new();
     for (k, v) in pairs {
         if seen.contains(&k.as_str()) {
-            errors.push(FieldError::new(k, "must be given at most once"));
+            errors.push(FieldError::new(key_name(k), "must be given at most once"));
             continue;
         }
         seen.push(k.as_str());
@@ -418,7 +425,7 @@ pub fn parse_list_orders(pairs: &[(String, String)]) -> Result<ListOrders, Error
                 }
             }
             other => errors.push(FieldError::new(
-                other,
+                key_name(other),
                 "is not a known query parameter (expected userId, status, limit, cursor)",
             )),
         }

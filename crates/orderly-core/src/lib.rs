@@ -17,6 +17,7 @@
 //! an async runtime, SQL, HTTP or AWS: those live in the adapter crates
 //! (`orderly-sqlite`, `orderly-aws`, `orderly-http`, `orderly-worker`).
 
+pub mod access;
 pub mod cursor;
 pub mod error;
 pub mod events;
@@ -25,6 +26,8 @@ pub mod input;
 pub mod memory;
 pub mod model;
 pub mod money;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod payment;
 pub mod ports;
 pub mod processing;

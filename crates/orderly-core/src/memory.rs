@@ -68,6 +68,7 @@ struct State {
     queued: Vec<OrderId>,
     products: BTreeMap<ProductId, Product>,
     idempotency: HashMap<String, IdemRecord>,
+    api_keys: Vec<crate::access::ApiKeyRecord>,
 }
 
 /// All ports in one mutex-guarded state. Queue time stamps come from `clock`.
@@ -820,5 +821,36 @@ impl NotificationLog for MemoryStore {
             .filter(|(n, _)| n.order_id == order_id)
             .map(|(n, t)| (n.subject.clone(), n.to.to_string(), t.clone()))
             .collect())
+    }
+}
+
+#[async_trait]
+impl crate::ports::ApiKeys for MemoryStore {
+    async fn insert_key(&self, key: &crate::access::ApiKeyRecord) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        if s.api_keys.iter().any(|k| k.id == key.id) {
+            return Err(StoreError::Backend(format!("API key id {} exists", key.id)));
+        }
+        s.api_keys.push(key.clone());
+        Ok(())
+    }
+
+    async fn key_by_id(&self, id: &str) -> Result<Option<crate::access::ApiKeyRecord>, StoreError> {
+        Ok(self.lock().api_keys.iter().find(|k| k.id == id).cloned())
+    }
+
+    async fn list_keys(&self) -> Result<Vec<crate::access::ApiKeyRecord>, StoreError> {
+        Ok(self.lock().api_keys.clone())
+    }
+
+    async fn revoke_key(&self, id: &str, at: Timestamp) -> Result<bool, StoreError> {
+        let mut s = self.lock();
+        match s.api_keys.iter_mut().find(|k| k.id == id) {
+            None => Ok(false),
+            Some(k) => {
+                k.revoked_at.get_or_insert(at);
+                Ok(true)
+            }
+        }
     }
 }

@@ -11,6 +11,11 @@ use crate::types::{Email, OrderId, ProductId, Qty, Stock, UserId};
 
 /// A UTC instant, shown as RFC 3339 with milliseconds (`2026-11-22T10:15:30.123Z`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(value_type = String, format = DateTime, example = "2026-11-22T10:15:30.123Z")
+)]
 pub struct Timestamp(DateTime<Utc>);
 
 impl Timestamp {
@@ -74,6 +79,7 @@ impl<'de> Deserialize<'de> for Timestamp {
 /// One line of an order, priced from the catalogue when the order was accepted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrderItem {
     pub product_id: ProductId,
     pub qty: Qty,
@@ -89,15 +95,21 @@ impl OrderItem {
 /// An order as stored and as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Order {
     pub order_id: OrderId,
     pub user_id: UserId,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub customer_email: Option<Email>,
     pub items: Vec<OrderItem>,
     pub total_amount: Money,
     pub currency: String,
     pub status: OrderStatus,
+    /// Why the saga failed (`FAILED` orders only).
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub failure_reason: Option<String>,
+    /// Set when the order is `FULFILLED`.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub tracking_id: Option<String>,
     pub created_at: Timestamp,
     pub updated_at: Timestamp,
@@ -107,11 +119,14 @@ pub struct Order {
 /// A catalogue entry with its available stock.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Product {
     pub product_id: ProductId,
     pub name: String,
     pub price: Money,
     pub currency: String,
+    /// Units available to order now.
+    #[cfg_attr(feature = "openapi", schema(value_type = u32))]
     pub stock: Stock,
     pub category: String,
     pub created_at: Timestamp,
@@ -139,8 +154,10 @@ pub struct OrderFilter {
 /// One page of a listing, newest first.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Page<T> {
     pub items: Vec<T>,
     /// Opaque; pass back as `cursor` for the next page. `None` on the last page.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub next_cursor: Option<String>,
 }

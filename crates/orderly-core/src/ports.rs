@@ -411,11 +411,15 @@ pub struct Message {
 /// A message that failed [`MAX_RECEIVES`] times.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeadLetter {
     pub id: String,
+    /// The queue it came from and is replayed to.
     pub queue: String,
+    /// The message as it was enqueued.
     pub body: String,
     pub receive_count: u32,
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub last_error: Option<String>,
     pub enqueued_at: Timestamp,
     pub dead_at: Timestamp,
@@ -550,4 +554,18 @@ pub trait NotificationLog: Send + Sync {
         &self,
         order_id: OrderId,
     ) -> Result<Vec<(String, String, String)>, StoreError>;
+}
+
+/// Stored API keys (hashes only). Keys are looked up by their public id; the caller
+/// compares the secret's digest in constant time.
+#[async_trait]
+pub trait ApiKeys: Send + Sync {
+    /// Stores a new key. An id that already exists is a `Backend` error (ids are random).
+    async fn insert_key(&self, key: &crate::access::ApiKeyRecord) -> Result<(), StoreError>;
+    async fn key_by_id(&self, id: &str) -> Result<Option<crate::access::ApiKeyRecord>, StoreError>;
+    /// Every key, revoked ones included, oldest first.
+    async fn list_keys(&self) -> Result<Vec<crate::access::ApiKeyRecord>, StoreError>;
+    /// Marks a key revoked. `false` when there is no such key; revoking twice keeps the
+    /// first revocation time and answers `true`.
+    async fn revoke_key(&self, id: &str, at: Timestamp) -> Result<bool, StoreError>;
 }

@@ -11,8 +11,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::types::InvalidValue;
 
+/// Where an order is in its life: `PENDING -> CONFIRMED -> FULFILLED`, `PENDING -> FAILED`,
+/// `PENDING|CONFIRMED -> CANCELLED`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum OrderStatus {
     Pending,
     Confirmed,

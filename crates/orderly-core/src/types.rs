@@ -19,6 +19,17 @@ fn invalid<T>(msg: impl Into<String>) -> Result<T, InvalidValue> {
 /// An order identifier: a UUID (version 7, time ordered, when Orderly makes it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[cfg_attr(
+    feature = "openapi",
+    schema(
+        value_type = String,
+        format = Uuid,
+        // Only the canonical hyphenated form (either case), as `from_str` accepts.
+        pattern = "^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$",
+        example = "0192f0c8-7d3a-7b1e-9c61-2f4d5e6a7b8c"
+    )
+)]
 pub struct OrderId(Uuid);
 
 impl OrderId {
@@ -69,11 +80,17 @@ fn check_ident(s: &str, max: usize) -> Result<(), InvalidValue> {
     Ok(())
 }
 
+/// `pattern` is [`check_ident`] as a regular expression (a test compares the two).
 macro_rules! string_id {
-    ($(#[$doc:meta])* $name:ident, $max:expr) => {
+    ($(#[$doc:meta])* $name:ident, $max:expr, pattern = $pattern:literal, example = $example:literal) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+        #[cfg_attr(
+            feature = "openapi",
+            schema(value_type = String, pattern = $pattern, example = $example)
+        )]
         pub struct $name(String);
 
         impl $name {
@@ -114,14 +131,18 @@ macro_rules! string_id {
 }
 
 string_id!(
-    /// A catalogue product id such as `PROD-001`.
+    /// A catalogue product id such as `PROD-001`: 1 to 64 letters, digits and `-_.:@`.
     ProductId,
-    64
+    64,
+    pattern = "^[A-Za-z0-9._:@-]{1,64}$",
+    example = "PROD-001"
 );
 string_id!(
-    /// The customer an order belongs to.
+    /// The customer an order belongs to: 1 to 128 letters, digits and `-_.:@`.
     UserId,
-    128
+    128,
+    pattern = "^[A-Za-z0-9._:@-]{1,128}$",
+    example = "user-123"
 );
 
 /// A positive item quantity.

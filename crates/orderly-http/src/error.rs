@@ -16,7 +16,16 @@ pub enum ApiError {
         message: String,
         details: Vec<FieldError>,
     },
-    /// 404: no such order, product or route.
+    /// 401 with `WWW-Authenticate`: no credential, or one that is malformed, unknown,
+    /// revoked, expired or wrongly signed.
+    Unauthorized {
+        message: String,
+        challenge: &'static str,
+    },
+    /// 403: the caller is known but their role may not do this.
+    Forbidden { message: String },
+    /// 404: no such order, product or route (also another customer's order, so that ids
+    /// cannot be probed).
     NotFound { message: String },
     /// 405: the route exists but not with this method.
     MethodNotAllowed { message: String },
@@ -34,6 +43,16 @@ pub enum ApiError {
         message: String,
         details: Vec<FieldError>,
     },
+    /// 429 with `Retry-After`: the caller's (or the server's) request rate limit is
+    /// reached. Nothing was done; retrying after the delay is safe.
+    TooManyRequests {
+        message: String,
+        retry_after_secs: u64,
+    },
+    /// 503 with `Retry-After`: too many requests in flight, or one took longer than the
+    /// request timeout. A timed-out request may still complete; retry with the same
+    /// `Idempotency-Key`.
+    Overloaded { message: String },
     /// 503 with `Retry-After`: the store is busy or not ready; retrying is safe.
     Unavailable { message: String },
     /// 500: a bug or an infrastructure failure. Logged with its cause; the client sees a
@@ -41,10 +60,18 @@ pub enum ApiError {
     Internal { cause: String },
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// The body of every error response (the `ErrorBody` schema of the OpenAPI document).
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ErrorBody)]
+pub(crate) struct Body<'a> {
+    /// A stable, machine-readable code such as `validation_failed`, `not_found`,
+    /// `unauthorized`, `forbidden`, `rate_limited` or `unavailable`.
+    #[schema(example = "validation_failed")]
     error: &'a str,
+    /// A sentence for people; its wording may change.
+    #[schema(example = "items[0].qty must be at least 1")]
     message: &'a str,
+    /// For validation errors, each field that was wrong; otherwise empty.
     details: &'a [FieldError],
 }
 
@@ -56,13 +83,18 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden { .. } => StatusCode::FORBIDDEN,
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Overloaded { .. } | ApiError::Unavailable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -119,6 +151,10 @@ impl IntoResponse for ApiError {
                 message,
                 details,
             } => (code, message, details),
+            ApiError::Unauthorized { message, .. } => ("unauthorized", message, &[]),
+            ApiError::Forbidden { message } => ("forbidden", message, &[]),
+            ApiError::TooManyRequests { message, .. } => ("rate_limited", message, &[]),
+            ApiError::Overloaded { message } => ("overloaded", message, &[]),
             ApiError::NotFound { message } => ("not_found", message, &[]),
             ApiError::MethodNotAllowed { message } => ("method_not_allowed", message, &[]),
             ApiError::Conflict { code, message } => (code, message, &[]),
@@ -150,9 +186,24 @@ impl IntoResponse for ApiError {
             details,
         };
         let mut resp = (status, axum::Json(body)).into_response();
-        if matches!(self, ApiError::Unavailable { .. }) {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        match &self {
+            ApiError::Unavailable { .. } | ApiError::Overloaded { .. } => {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ApiError::TooManyRequests {
+                retry_after_secs, ..
+            } => {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            ApiError::Unauthorized { challenge, .. } => {
+                resp.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(challenge),
+                );
+            }
+            _ => {}
         }
         resp
     }

@@ -8,35 +8,52 @@
 //! It may depend on `orderly-core`, axum, tower and serde; never on a concrete store:
 //! adapters arrive already wired inside the `Orderly` value.
 
+pub mod auth;
 mod error;
 mod extract;
+mod hardening;
+pub mod openapi;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
+use orderly_auth::Principal;
 use orderly_core::input::{parse_create_order, parse_list_orders, parse_product};
-use orderly_core::{IdempotencyKey, OrderId, Orderly, ProductId};
+use orderly_core::{IdempotencyKey, OrderId, Orderly, ProductId, UserId};
 use serde_json::json;
+use std::sync::Arc;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::trace::TraceLayer;
 
+pub use auth::{Admin, Authenticator, Caller, GatewayIdentity};
 pub use error::ApiError;
 use extract::JsonBody;
+pub use hardening::parse_cors_origins;
 
 /// Limits and switches of the HTTP layer.
 #[derive(Debug, Clone)]
 pub struct HttpConfig {
     /// Largest accepted request body in bytes (413 above it).
     pub max_body_bytes: usize,
+    /// A request still running after this long is answered 503 (`overloaded`).
+    pub request_timeout: std::time::Duration,
+    /// Requests handled at once; more are answered 503 at once rather than queued.
+    pub max_concurrent_requests: usize,
+    /// Origins allowed to call the API from a browser (CORS). Empty: CORS is off and
+    /// browsers get no `Access-Control-*` headers.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for HttpConfig {
     fn default() -> HttpConfig {
         HttpConfig {
             max_body_bytes: 64 * 1024,
+            request_timeout: std::time::Duration::from_secs(30),
+            max_concurrent_requests: 1024,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -46,6 +63,7 @@ impl Default for HttpConfig {
 pub struct AppState {
     pub app: Orderly,
     pub config: HttpConfig,
+    pub auth: Arc<Authenticator>,
 }
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -53,25 +71,32 @@ type ApiResult<T> = Result<T, ApiError>;
 /// The header that marks a replayed idempotent response.
 pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 
-/// Builds the API.
+/// Builds the API: the protected routes behind authentication and rate limiting, the
+/// public probes, and the hardening layers around everything.
 pub fn router(state: AppState) -> Router {
     let x_request_id = header::HeaderName::from_static("x-request-id");
-    Router::new()
+    let protected = Router::new()
         .route("/orders", get(list_orders).post(create_order))
         .route("/orders/{order_id}", get(get_order).delete(cancel_order))
         .route("/orders/{order_id}/events", get(order_events))
         .route("/products", get(list_products))
         .route("/products/{product_id}", get(get_product).put(put_product))
         .route("/admin/dlq", get(list_dead_letters))
-        .route(
-            "/admin/dlq/replay",
-            axum::routing::post(replay_dead_letters),
-        )
+        .route("/admin/dlq/replay", post(replay_dead_letters))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ));
+    let public = Router::new()
         .route("/health", get(health))
-        .route("/ready", get(ready))
+        .route("/ready", get(ready));
+    let config = state.config.clone();
+    let router = public
+        .merge(protected)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state)
+        .with_state(state);
+    hardening::harden(router, &config)
         .layer(CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send>| {
                 ApiError::Internal {
@@ -96,9 +121,10 @@ pub fn router(state: AppState) -> Router {
                     tracing::info_span!(
                         "request",
                         method = %req.method(),
-                        uri = %req.uri(),
+                        path = %req.uri().path(),
                         route,
                         request_id,
+                        credential = tracing::field::Empty,
                         order_id = tracing::field::Empty,
                     )
                 })
@@ -143,8 +169,82 @@ fn json_response(status: StatusCode, body: String) -> Response {
     resp
 }
 
+/// A customer's order is always their own: a missing `userId` is filled from the
+/// credential and another user's is refused. Admins create orders for anyone; an admin
+/// credential bound to a user fills in that user.
+fn bind_user(caller: &Principal, mut body: serde_json::Value) -> ApiResult<serde_json::Value> {
+    let Some(obj) = body.as_object_mut() else {
+        return Ok(body);
+    };
+    match obj.get("userId") {
+        None | Some(serde_json::Value::Null) => {
+            if let Some(u) = &caller.user_id {
+                obj.insert("userId".into(), json!(u.as_str()));
+            }
+        }
+        Some(serde_json::Value::String(given)) => {
+            if let Some(own) = caller.confined_to()
+                && own.as_str() != given
+            {
+                return Err(ApiError::Forbidden {
+                    message: "userId: a customer may create orders only for themselves".into(),
+                });
+            }
+        }
+        Some(_) => {}
+    }
+    Ok(body)
+}
+
+/// Another customer's order does not exist as far as this caller can tell.
+fn ensure_visible(caller: &Principal, order_user: &UserId, id: OrderId) -> ApiResult<()> {
+    match caller.confined_to() {
+        Some(own) if own != order_user => Err(orderly_core::Error::NotFound {
+            what: "order",
+            id: id.to_string(),
+        }
+        .into()),
+        _ => Ok(()),
+    }
+}
+
+#[utoipa::path(
+    post,
+    path = "/orders",
+    tag = "orders",
+    operation_id = "createOrder",
+    summary = "Place an order",
+    description = "Prices the items from the catalogue, checks a given `totalAmount` and \
+        accepts the order as `PENDING`; it is then processed asynchronously. A customer \
+        creates orders only for themselves (their `userId` comes from the credential); an \
+        admin creates orders for any user.\n\nWith an `Idempotency-Key`, repeating the same \
+        payload (compared as parsed JSON) answers the first response again with \
+        `Idempotent-Replayed: true`; the same key with another payload is 422, and while the \
+        first request is still in flight 409. Without the header every POST is a new order.",
+    params(
+        ("Idempotency-Key" = Option<String>, Header, pattern = r#"^(?:"[ -~]{1,255}"|[!-~]|[!#-~][ -~]{0,253}[!-~]|[!-~][ -~]{0,253}[!#-~])$"#,
+            description = "1 to 255 visible ASCII characters, optionally as a quoted \
+            structured-field string (`\"abc\"`). Remembered for 24 hours."),
+    ),
+    request_body(content = orderly_core::openapi::CreateOrderRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "Accepted (or replayed): the order as stored.", body = orderly_core::Order,
+            headers(
+                ("Location" = String, description = "`/orders/{orderId}` of the order."),
+                ("Idempotent-Replayed" = String, description = "`true` when this is the \
+                    stored answer to an earlier request with the same `Idempotency-Key`; \
+                    absent otherwise."),
+            )),
+        (status = 400, response = openapi::BadRequest),
+        (status = 409, response = openapi::Conflict),
+        (status = 413, response = openapi::PayloadTooLarge),
+        (status = 415, response = openapi::UnsupportedMediaType),
+        (status = 422, response = openapi::Unprocessable),
+    ),
+)]
 async fn create_order(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     headers: HeaderMap,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
@@ -160,6 +260,7 @@ async fn create_order(
             )
         }
     };
+    let body = bind_user(&caller, body)?;
     let req = parse_create_order(&body)?;
     let placed = state.app.place_order(req, &body, key).await?;
     record_order(&placed.order_id);
@@ -175,16 +276,59 @@ async fn create_order(
     Ok(resp)
 }
 
+#[utoipa::path(
+    get,
+    path = "/orders/{orderId}",
+    tag = "orders",
+    operation_id = "getOrder",
+    summary = "One order",
+    description = "A customer sees only their own orders: another customer's order is 404, \
+        as if it did not exist. Admins see every order.",
+    params(("orderId" = orderly_core::OrderId, Path, description = "The order's id (a UUID).")),
+    responses(
+        (status = 200, description = "The order.", body = orderly_core::Order),
+        (status = 400, response = openapi::BadRequest),
+        (status = 404, response = openapi::NotFound),
+    ),
+)]
 async fn get_order(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     Path(raw): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     let id = order_id(&raw)?;
-    Ok(axum::Json(state.app.order(id).await?))
+    let order = state.app.order(id).await?;
+    ensure_visible(&caller, &order.user_id, id)?;
+    Ok(axum::Json(order))
 }
 
+#[utoipa::path(
+    get,
+    path = "/orders",
+    tag = "orders",
+    operation_id = "listOrders",
+    summary = "List orders, newest first",
+    description = "One page of orders matching the filters. A customer lists only their own \
+        orders (`userId`, if given, must be their own, else 403); admins list everyone's. \
+        Every parameter may be given at most once; unknown parameters are 400.",
+    params(
+        ("userId" = Option<orderly_core::UserId>, Query, description = "Only this user's orders."),
+        ("status" = Option<orderly_core::OrderStatus>, Query, description = "Only orders in this status."),
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100,
+            description = "Page size, 1 to 100 (default 20)."),
+        ("cursor" = Option<String>, Query, min_length = 1, max_length = 512,
+            description = "The `nextCursor` of the previous page, as given (opaque). Any \
+            other value is 400."),
+    ),
+    responses(
+        (status = 200, description = "One page; `nextCursor` is null on the last page.",
+            body = ref("#/components/schemas/OrderPage")),
+        (status = 400, response = openapi::BadRequest),
+    ),
+)]
 async fn list_orders(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<impl IntoResponse> {
     let Query(pairs) = query.map_err(|e| ApiError::BadRequest {
@@ -192,31 +336,108 @@ async fn list_orders(
         message: format!("the query string is malformed: {}", e.body_text()),
         details: vec![],
     })?;
-    let q = parse_list_orders(&pairs)?;
+    let mut q = parse_list_orders(&pairs)?;
+    if let Some(own) = caller.confined_to() {
+        match &q.filter.user_id {
+            Some(asked) if asked != own => {
+                return Err(ApiError::Forbidden {
+                    message: "userId: a customer may list only their own orders".into(),
+                });
+            }
+            _ => q.filter.user_id = Some(own.clone()),
+        }
+    }
     Ok(axum::Json(state.app.list_orders(&q).await?))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/orders/{orderId}",
+    tag = "orders",
+    operation_id = "cancelOrder",
+    summary = "Cancel an order",
+    description = "A `PENDING` or `CONFIRMED` order becomes `CANCELLED` and its compensations \
+        run (refund, restock); the record stays. Cancelling a cancelled order is harmless and \
+        answers it again; a `FULFILLED` or `FAILED` order is 409. A customer cancels only \
+        their own orders (another customer's is 404); admins cancel any.",
+    params(("orderId" = orderly_core::OrderId, Path, description = "The order's id (a UUID).")),
+    responses(
+        (status = 200, description = "The order, now `CANCELLED`.", body = orderly_core::Order),
+        (status = 400, response = openapi::BadRequest),
+        (status = 404, response = openapi::NotFound),
+        (status = 409, response = openapi::Conflict),
+    ),
+)]
 async fn cancel_order(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     Path(raw): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     let id = order_id(&raw)?;
+    if caller.confined_to().is_some() {
+        // The owner never changes, so checking before cancelling is race-free.
+        let order = state.app.order(id).await?;
+        ensure_visible(&caller, &order.user_id, id)?;
+    }
     Ok(axum::Json(state.app.cancel_order(id).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/orders/{orderId}/events",
+    tag = "orders",
+    operation_id = "orderEvents",
+    summary = "An order's timeline",
+    description = "Every domain event of the order, oldest first. A customer reads only their \
+        own orders' timelines (another customer's order is 404).",
+    params(("orderId" = orderly_core::OrderId, Path, description = "The order's id (a UUID).")),
+    responses(
+        (status = 200, description = "The events.", body = openapi::OrderEvents),
+        (status = 400, response = openapi::BadRequest),
+        (status = 404, response = openapi::NotFound),
+    ),
+)]
 async fn order_events(
     State(state): State<AppState>,
+    Caller(caller): Caller,
     Path(raw): Path<String>,
 ) -> ApiResult<impl IntoResponse> {
     let id = order_id(&raw)?;
+    if caller.confined_to().is_some() {
+        let order = state.app.order(id).await?;
+        ensure_visible(&caller, &order.user_id, id)?;
+    }
     let events = state.app.order_events(id).await?;
     Ok(axum::Json(json!({ "orderId": id, "items": events })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/products",
+    tag = "products",
+    operation_id = "listProducts",
+    summary = "The catalogue",
+    description = "Every product with its price and available stock. Customers and admins.",
+    responses((status = 200, description = "The products.", body = openapi::ProductList)),
+)]
 async fn list_products(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
     Ok(axum::Json(json!({ "items": state.app.products().await? })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/products/{productId}",
+    tag = "products",
+    operation_id = "getProduct",
+    summary = "One product",
+    description = "A product with its price and available stock. Customers and admins.",
+    params(("productId" = orderly_core::ProductId, Path, description = "The product's id.")),
+    responses(
+        (status = 200, description = "The product.", body = orderly_core::Product),
+        (status = 400, response = openapi::BadRequest),
+        (status = 404, response = openapi::NotFound),
+    ),
+)]
 async fn get_product(
     State(state): State<AppState>,
     Path(raw): Path<String>,
@@ -225,8 +446,27 @@ async fn get_product(
     Ok(axum::Json(state.app.product(&id).await?))
 }
 
+#[utoipa::path(
+    put,
+    path = "/products/{productId}",
+    tag = "products",
+    operation_id = "putProduct",
+    summary = "Create or replace a product (admin only)",
+    description = "Sets the product's name, price, stock and category; 201 when it is new, 200 \
+        when it replaced an existing one. Admins only: a customer gets 403.",
+    params(("productId" = orderly_core::ProductId, Path, description = "The product's id.")),
+    request_body(content = orderly_core::openapi::ProductRequest, content_type = "application/json"),
+    responses(
+        (status = 200, description = "Replaced.", body = orderly_core::Product),
+        (status = 201, description = "Created.", body = orderly_core::Product),
+        (status = 400, response = openapi::BadRequest),
+        (status = 413, response = openapi::PayloadTooLarge),
+        (status = 415, response = openapi::UnsupportedMediaType),
+    ),
+)]
 async fn put_product(
     State(state): State<AppState>,
+    _admin: Admin,
     Path(raw): Path<String>,
     JsonBody(body): JsonBody,
 ) -> ApiResult<impl IntoResponse> {
@@ -240,8 +480,24 @@ async fn put_product(
     Ok((status, axum::Json(product)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/admin/dlq",
+    tag = "admin",
+    operation_id = "listDeadLetters",
+    summary = "Dead-lettered messages (admin only)",
+    description = "Messages that failed 3 times, oldest first (kept 14 days). Admins only: a \
+        customer gets 403. Unknown parameters are 400.",
+    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 1000,
+        description = "At most this many, 1 to 1000 (default 100).")),
+    responses(
+        (status = 200, description = "The dead letters.", body = openapi::DeadLetterList),
+        (status = 400, response = openapi::BadRequest),
+    ),
+)]
 async fn list_dead_letters(
     State(state): State<AppState>,
+    _admin: Admin,
     query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<impl IntoResponse> {
     let Query(pairs) = query.map_err(|e| ApiError::bad_field("query", e.body_text()))?;
@@ -271,8 +527,26 @@ async fn list_dead_letters(
 
 /// `POST /admin/dlq/replay` with no body or `{}` replays everything; `{"ids": [...]}` only
 /// those dead letters.
+#[utoipa::path(
+    post,
+    path = "/admin/dlq/replay",
+    tag = "admin",
+    operation_id = "replayDeadLetters",
+    summary = "Replay dead letters (admin only)",
+    description = "Moves dead letters back to their queues with a fresh receive count: all of \
+        them (no body, `{}` or `{\"ids\": null}`), or those named in `ids` (unknown ids are \
+        skipped). Replaying an order that is already finished does nothing. Admins only: a \
+        customer gets 403.",
+    request_body(content = Option<orderly_core::openapi::ReplayRequest>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The ids moved.", body = openapi::ReplayResult),
+        (status = 400, response = openapi::BadRequest),
+        (status = 413, response = openapi::PayloadTooLarge),
+    ),
+)]
 async fn replay_dead_letters(
     State(state): State<AppState>,
+    _admin: Admin,
     body: axum::body::Bytes,
 ) -> ApiResult<impl IntoResponse> {
     let ids = if body.iter().all(u8::is_ascii_whitespace) {
@@ -317,10 +591,31 @@ async fn replay_dead_letters(
     Ok(axum::Json(json!({ "replayed": replayed })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "operations",
+    operation_id = "health",
+    summary = "Liveness",
+    description = "Answers while the process runs. Public.",
+    responses((status = 200, description = "Alive.", body = openapi::Health)),
+)]
 async fn health() -> impl IntoResponse {
     axum::Json(json!({ "status": "ok" }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/ready",
+    tag = "operations",
+    operation_id = "ready",
+    summary = "Readiness",
+    description = "Ready when the store is reachable and migrated. Public.",
+    responses(
+        (status = 200, description = "Ready.", body = openapi::Readiness),
+        (status = 503, description = "Not ready (`not_ready`).", body = error::Body),
+    ),
+)]
 async fn ready(State(state): State<AppState>) -> Response {
     match state.app.ready().await {
         Ok(()) => axum::Json(json!({ "status": "ready" })).into_response(),

@@ -131,6 +131,18 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX notifications_by_order ON notifications (order_id);
     "#,
+    // 2: API keys (digests only).
+    r#"
+    CREATE TABLE api_keys (
+        id          TEXT PRIMARY KEY,
+        secret_hash TEXT NOT NULL,
+        role        TEXT NOT NULL CHECK (role IN ('admin','customer')),
+        user_id     TEXT,
+        label       TEXT,
+        created_at  INTEGER NOT NULL,
+        revoked_at  INTEGER
+    ) STRICT;
+    "#,
 ];
 
 /// The schema version this build expects.

@@ -4,10 +4,11 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use orderly_core::access::ApiKeyRecord;
 use orderly_core::cursor;
 use orderly_core::money::CURRENCY;
 use orderly_core::ports::{
-    Clock, IdempotencyBegin, IdempotencyStore, Inventory, NewOrder, OrderStore, Readiness,
+    ApiKeys, Clock, IdempotencyBegin, IdempotencyStore, Inventory, NewOrder, OrderStore, Readiness,
     SeedMode, SeedOutcome, StoredResponse, SystemClock, Transition, TransitionOutcome,
 };
 use orderly_core::{
@@ -694,6 +695,102 @@ impl Readiness for SqliteStore {
                 c.query_row("SELECT count(*) FROM products", [], |r| r.get::<_, i64>(0))
                     .map_err(store_err)?;
                 Ok(())
+            })
+            .await
+    }
+}
+
+const KEY_COLS: &str = "id, secret_hash, role, user_id, label, created_at, revoked_at";
+
+fn key_from_row(r: &rusqlite::Row<'_>) -> Result<ApiKeyRecord, StoreError> {
+    let role: String = r.get(2).map_err(store_err)?;
+    let user: Option<String> = r.get(3).map_err(store_err)?;
+    let revoked: Option<i64> = r.get(6).map_err(store_err)?;
+    Ok(ApiKeyRecord {
+        id: r.get(0).map_err(store_err)?,
+        secret_hash: r.get(1).map_err(store_err)?,
+        role: role.parse().map_err(|_| corrupt("key role", &role))?,
+        user_id: match user {
+            None => None,
+            Some(u) => Some(u.parse().map_err(|_| corrupt("key user", &u))?),
+        },
+        label: r.get(4).map_err(store_err)?,
+        created_at: ts(r.get(5).map_err(store_err)?)?,
+        revoked_at: revoked.map(ts).transpose()?,
+    })
+}
+
+#[async_trait]
+impl ApiKeys for SqliteStore {
+    async fn insert_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError> {
+        let k = key.clone();
+        self.db
+            .write(move |c| {
+                c.execute(
+                    &format!(
+                        "INSERT INTO api_keys ({KEY_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                    ),
+                    params![
+                        k.id,
+                        k.secret_hash,
+                        k.role.as_str(),
+                        k.user_id.as_ref().map(|u| u.as_str().to_owned()),
+                        k.label,
+                        k.created_at.millis(),
+                        k.revoked_at.map(Timestamp::millis),
+                    ],
+                )
+                .map_err(store_err)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn key_by_id(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        let id = id.to_owned();
+        self.db
+            .read(move |c| {
+                let mut st = c
+                    .prepare_cached(&format!("SELECT {KEY_COLS} FROM api_keys WHERE id = ?1"))
+                    .map_err(store_err)?;
+                let mut rows = st.query(params![id]).map_err(store_err)?;
+                match rows.next().map_err(store_err)? {
+                    Some(r) => Ok(Some(key_from_row(r)?)),
+                    None => Ok(None),
+                }
+            })
+            .await
+    }
+
+    async fn list_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        self.db
+            .read(|c| {
+                let mut st = c
+                    .prepare_cached(&format!(
+                        "SELECT {KEY_COLS} FROM api_keys ORDER BY created_at, id"
+                    ))
+                    .map_err(store_err)?;
+                let mut rows = st.query([]).map_err(store_err)?;
+                let mut out = Vec::new();
+                while let Some(r) = rows.next().map_err(store_err)? {
+                    out.push(key_from_row(r)?);
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    async fn revoke_key(&self, id: &str, at: Timestamp) -> Result<bool, StoreError> {
+        let id = id.to_owned();
+        self.db
+            .write(move |c| {
+                let n = c
+                    .execute(
+                        "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?2) WHERE id = ?1",
+                        params![id, at.millis()],
+                    )
+                    .map_err(store_err)?;
+                Ok(n > 0)
             })
             .await
     }

@@ -101,3 +101,9 @@ async fn sqlite_notification_log() {
     let stores = Stores::new();
     notification_log_contract(|| async { stores.fresh() }).await;
 }
+
+#[tokio::test]
+async fn sqlite_api_keys() {
+    let stores = Stores::new();
+    orderly_testkit::api_keys_contract(|| async { stores.fresh() }).await;
+}

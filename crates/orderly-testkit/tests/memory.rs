@@ -59,3 +59,8 @@ async fn memory_outbox() {
 async fn memory_notification_log() {
     notification_log_contract(|| async { MemoryStore::new() }).await;
 }
+
+#[tokio::test]
+async fn memory_api_keys() {
+    orderly_testkit::api_keys_contract(|| async { MemoryStore::new() }).await;
+}

@@ -1,9 +1,18 @@
-//! The `api` function: the same axum router as `orderly serve`, behind API Gateway.
+//! The `api` function: the same axum router as `orderly serve`, behind API Gateway, which
+//! authorizes every request (`ORDERLY_AUTH_MODE=gateway`).
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    orderly_lambda::bootstrap(
-        |l| async move { lambda_http::run(orderly_lambda::api_router(&l)).await },
-    )
+    orderly_lambda::bootstrap(|l| async move {
+        let vars = std::env::vars().collect();
+        let auth = match orderly_lambda::GatewayAuth::from_vars(&vars) {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(error = %e, "refusing to start");
+                return Err(e.into());
+            }
+        };
+        lambda_http::run(orderly_lambda::api_router(&l, &auth)).await
+    })
     .await
 }

@@ -26,7 +26,28 @@ pub fn config(data_dir: &Path) -> ServeConfig {
     cfg.processing.saga.payment_base_delay_ms = 5;
     cfg.processing.redelivery_base = std::time::Duration::from_millis(20);
     cfg.processing.visibility = std::time::Duration::from_secs(5);
+    // The suites send hundreds of requests a second with one key; the rate-limit tests
+    // set their own limits.
+    cfg.auth.rate_limit = orderly_auth::limit::RateLimitConfig::disabled();
     cfg
+}
+
+/// The admin key the server saved on first start in `data_dir`.
+pub fn admin_key(data_dir: &Path) -> String {
+    std::fs::read_to_string(data_dir.join(orderly::ADMIN_KEY_FILE))
+        .expect("the first start saved an admin key")
+        .trim()
+        .to_owned()
+}
+
+/// A client that sends `key` as `x-api-key` on every request.
+pub fn client_with_key(key: &str) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert("x-api-key", key.parse().expect("header value"));
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .expect("client")
 }
 
 /// A server (API and worker) on a fresh temporary data directory, seeded with the seed
@@ -54,10 +75,16 @@ pub async fn spawn_configured(tweak: impl FnOnce(&mut ServeConfig)) -> TestApp {
 pub async fn spawn_with(cfg: ServeConfig) -> TestApp {
     let data_dir = cfg.data_dir.clone();
     let worker = cfg.run_worker;
+    let serves_api = cfg.serve_api;
     let running = orderly::start(cfg).await.expect("server starts");
+    let client = if serves_api {
+        client_with_key(&admin_key(&data_dir))
+    } else {
+        reqwest::Client::new()
+    };
     TestApp {
         addr: running.addr(),
-        client: reqwest::Client::new(),
+        client,
         data_dir,
         running: Some(running),
         worker,

@@ -17,6 +17,7 @@
 //! Every multi-item change is one `TransactWriteItems`, so an order, its event and its
 //! idempotency record are written together or not at all.
 
+mod keys;
 mod saga;
 mod schema;
 pub mod stream;

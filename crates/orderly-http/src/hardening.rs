@@ -1,0 +1,146 @@
+//! The layers around every route: body size limit, request timeout, a cap on requests in
+//! flight, security headers and (when configured) CORS.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use tokio::sync::Semaphore;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::set_header::SetResponseHeaderLayer;
+
+use crate::{ApiError, HttpConfig};
+
+/// Checks CORS origins (`https://shop.example.com`, or `*` for any origin).
+pub fn parse_cors_origins(origins: &[String]) -> Result<Vec<HeaderValue>, String> {
+    origins
+        .iter()
+        .map(|o| {
+            let o = o.trim();
+            let ok = o == "*"
+                || ((o.starts_with("http://") || o.starts_with("https://"))
+                    && !o.ends_with('/')
+                    && !o.contains(char::is_whitespace));
+            if !ok {
+                return Err(format!(
+                    "CORS origin {o:?} must look like https://host[:port] (no path) or be *"
+                ));
+            }
+            HeaderValue::from_str(o).map_err(|_| format!("CORS origin {o:?} is not valid"))
+        })
+        .collect()
+}
+
+/// The CORS layer for the configured origins; `None` when CORS is off.
+pub fn cors_layer(origins: &[String]) -> Result<Option<CorsLayer>, String> {
+    let values = parse_cors_origins(origins)?;
+    if values.is_empty() {
+        return Ok(None);
+    }
+    let allow = if values.iter().any(|v| v == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(values)
+    };
+    Ok(Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+            .allow_headers([
+                header::CONTENT_TYPE,
+                header::AUTHORIZATION,
+                HeaderName::from_static("x-api-key"),
+                HeaderName::from_static("idempotency-key"),
+            ])
+            .expose_headers([
+                header::LOCATION,
+                header::RETRY_AFTER,
+                HeaderName::from_static("idempotent-replayed"),
+                HeaderName::from_static("x-request-id"),
+            ])
+            .max_age(std::time::Duration::from_secs(600)),
+    ))
+}
+
+async fn limit_in_flight(
+    semaphore: Arc<Semaphore>,
+    timeout: std::time::Duration,
+    req: Request,
+    next: Next,
+) -> Response {
+    let Ok(_permit) = semaphore.try_acquire() else {
+        return ApiError::Overloaded {
+            message: "too many requests are in flight; retry shortly".into(),
+        }
+        .into_response();
+    };
+    match tokio::time::timeout(timeout, next.run(req)).await {
+        Ok(resp) => resp,
+        Err(_) => {
+            tracing::warn!(timeout_ms = timeout.as_millis() as u64, "request timed out");
+            ApiError::Overloaded {
+                message: format!(
+                    "the request took longer than {} s; it may still complete, so retry \
+                     with the same Idempotency-Key",
+                    timeout.as_secs_f64()
+                ),
+            }
+            .into_response()
+        }
+    }
+}
+
+/// Wraps `router` in the hardening layers. CORS origins must have been checked with
+/// [`parse_cors_origins`]; invalid ones are skipped with a warning.
+pub fn harden(router: Router, cfg: &HttpConfig) -> Router {
+    let semaphore = Arc::new(Semaphore::new(cfg.max_concurrent_requests.max(1)));
+    let timeout = cfg.request_timeout;
+    let mut router = router
+        .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
+        .layer(axum::middleware::from_fn(
+            move |req: Request, next: Next| limit_in_flight(semaphore.clone(), timeout, req, next),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static("default-src 'none'; frame-ancestors 'none'"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ));
+    match cors_layer(&cfg.cors_origins) {
+        Ok(Some(cors)) => router = router.layer(cors),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "CORS is off"),
+    }
+    router
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_cors_origins;
+
+    #[test]
+    fn cors_origins_are_checked() {
+        assert!(parse_cors_origins(&["https://shop.example.com".into()]).is_ok());
+        assert!(parse_cors_origins(&["http://localhost:3000".into(), "*".into()]).is_ok());
+        for bad in ["shop.example.com", "https://x/", "https://a b", "ftp://x"] {
+            assert!(parse_cors_origins(&[bad.into()]).is_err(), "{bad}");
+        }
+    }
+}
