@@ -467,8 +467,8 @@ async fn api_trusts_the_authorizer_context_and_confines_customers() {
     let id = order["orderId"].as_str().unwrap().to_owned();
     let get = apigw_event(
         "GET",
-        &format!("/orders/{id}"),
         "/orders/{orderId}",
+        &format!("/orders/{id}"),
         json!({"orderId": id}),
         &[],
         None,
