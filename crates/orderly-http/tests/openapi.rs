@@ -366,7 +366,6 @@ async fn the_request_schemas_accept_what_the_parsers_accept() {
         json!({"userId": "u", "items": [{"productId": "P", "qty": 1}], "totalAmount": 0.1}),
         json!({"userId": "u", "items": [{"productId": "P", "qty": 1}],
                "customerEmail": "ünï@exämple.de"}),
-        json!({"userId": null, "items": [{"productId": "P", "qty": 1}]}),
         json!({"userId": "u", "items": [{"productId": "P", "qty": 1}],
                "customerEmail": format!("{}@example.com", "l".repeat(64))}),
     ];
@@ -378,12 +377,16 @@ async fn the_request_schemas_accept_what_the_parsers_accept() {
         );
         assert!(create.is_valid(body), "schema refused {body}");
     }
-    // A body without `userId` is the customer's shape: the API fills it in from the
-    // credential before parsing, so the schema accepts it.
-    let mut filled = json!({"items": [{"productId": "P", "qty": 1}]});
-    assert!(create.is_valid(&filled));
-    filled["userId"] = json!("from-the-credential");
-    assert!(parse_create_order(&filled).is_ok());
+    // A body without `userId` (or with null) is the customer's shape: the API fills it in
+    // from the credential before parsing, so the schema accepts it.
+    for mut filled in [
+        json!({"items": [{"productId": "P", "qty": 1}]}),
+        json!({"userId": null, "items": [{"productId": "P", "qty": 1}]}),
+    ] {
+        assert!(create.is_valid(&filled), "{filled}");
+        filled["userId"] = json!("from-the-credential");
+        assert!(parse_create_order(&filled).is_ok());
+    }
 
     let refused = [
         json!([]),
@@ -638,7 +641,7 @@ fn every_operation_documents_its_success_and_the_statuses_the_handlers_give() {
         ("/docs", "get", &["200"]),
     ];
     let mut count = 0;
-    for (path, item) in doc["paths"].as_object().expect("paths") {
+    for item in doc["paths"].as_object().expect("paths").values() {
         count += item.as_object().expect("item").len();
     }
     assert_eq!(count, expect.len(), "every operation is listed here");
