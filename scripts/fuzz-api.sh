@@ -91,10 +91,15 @@ key="$(head -n 1 "$key_file" | tr -d '\r\n')"
 echo "== schemathesis $SCHEMATHESIS_VERSION: phases $PHASES, $MAX_EXAMPLES examples, seed $SEED" >&2
 mkdir -p "$report_dir"
 status=0
+# All checks but use_after_free, which expects a resource to be gone after a successful
+# DELETE: DELETE /orders/{orderId} CANCELS the order and, as the API contract says, the
+# record stays (GET answers 200 with status CANCELLED). Which answers count as accepting
+# valid data is in scripts/schemathesis.toml.
 "$VENV/bin/schemathesis" --config-file scripts/schemathesis.toml run openapi.json \
   --url "$base" \
   -H "x-api-key: $key" \
   --checks all \
+  --exclude-checks use_after_free \
   --phases "$PHASES" \
   --max-examples "$MAX_EXAMPLES" \
   --seed "$SEED" \

@@ -500,3 +500,80 @@ async fn responses_carry_security_headers_and_cors_only_when_configured() {
         .unwrap();
     assert!(other.headers().get("access-control-allow-origin").is_none());
 }
+
+/// The test-only RSA keys of `crates/orderly-auth/tests/fixtures`.
+fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../crates/orderly-auth/tests/fixtures")
+        .join(name)
+}
+
+fn rs256_token(pem_file: &str, kid: &str, claims: &Value) -> String {
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::RS256);
+    header.kid = Some(kid.to_owned());
+    // PKCS#1 PEM: the base64 body is the DER key.
+    use base64::Engine;
+    let pem = std::fs::read_to_string(fixture(pem_file)).unwrap();
+    let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(b64)
+        .unwrap();
+    jsonwebtoken::encode(
+        &header,
+        claims,
+        &jsonwebtoken::EncodingKey::from_rsa_der(&der),
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn cognito_style_rs256_tokens_verify_against_the_jwks() {
+    let issuer = "https://cognito-idp.eu-west-1.amazonaws.com/eu-west-1_Test";
+    let app = spawn_configured(move |c| {
+        c.run_worker = false;
+        c.auth.jwt = Some(orderly_auth::jwt::JwtConfig {
+            issuer: Some(issuer.into()),
+            audience: Some("app-client".into()),
+            token_use: Some("access".into()),
+            jwks: Some(orderly_auth::jwt::JwksSource::File(fixture("jwks_a.json"))),
+            ..orderly_auth::jwt::JwtConfig::default()
+        });
+    })
+    .await;
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 600;
+    let claims = json!({"sub": "erin", "iss": issuer, "client_id": "app-client",
+                        "token_use": "access", "exp": exp});
+    let call = |token: String| {
+        let c = reqwest::Client::new();
+        let url = app.url("/orders");
+        async move {
+            c.get(url)
+                .header("authorization", format!("Bearer {token}"))
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(
+        call(rs256_token("rsa_a.pem", "test-key-a", &claims)).await,
+        200
+    );
+    // Signed by another key under the same key id: refused.
+    assert_eq!(
+        call(rs256_token("rsa_b.pem", "test-key-a", &claims)).await,
+        401
+    );
+    // An ID token where access tokens are required: refused.
+    let mut id_token = claims.clone();
+    id_token["token_use"] = json!("id");
+    assert_eq!(
+        call(rs256_token("rsa_a.pem", "test-key-a", &id_token)).await,
+        401
+    );
+}

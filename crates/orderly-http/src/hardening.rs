@@ -132,8 +132,62 @@ pub fn harden(router: Router, cfg: &HttpConfig) -> Router {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
-    use super::parse_cors_origins;
+    use super::{harden, parse_cors_origins};
+    use crate::HttpConfig;
+    use axum::Router;
+    use axum::body::Body;
+    use axum::http::{Request, StatusCode};
+    use axum::routing::get;
+    use std::time::Duration;
+    use tower::ServiceExt;
+
+    fn slow_router(cfg: &HttpConfig) -> Router {
+        let app = Router::new().route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                "done"
+            }),
+        );
+        harden(app, cfg)
+    }
+
+    fn get_slow() -> Request<Body> {
+        Request::get("/slow").body(Body::empty()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_request_over_the_timeout_gets_503_with_retry_after() {
+        let cfg = HttpConfig {
+            request_timeout: Duration::from_millis(50),
+            ..HttpConfig::default()
+        };
+        let resp = slow_router(&cfg).oneshot(get_slow()).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(resp.headers()["retry-after"], "1");
+        assert_eq!(resp.headers()["x-content-type-options"], "nosniff");
+    }
+
+    #[tokio::test]
+    async fn requests_beyond_the_concurrency_cap_are_refused_at_once() {
+        let cfg = HttpConfig {
+            max_concurrent_requests: 1,
+            ..HttpConfig::default()
+        };
+        let router = slow_router(&cfg);
+        let first = tokio::spawn(router.clone().oneshot(get_slow()));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let started = std::time::Instant::now();
+        let second = router.clone().oneshot(get_slow()).await.unwrap();
+        assert_eq!(second.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(started.elapsed() < Duration::from_millis(200), "not queued");
+        assert_eq!(first.await.unwrap().unwrap().status(), StatusCode::OK);
+        // The permit is back: the next request is served.
+        let third = router.oneshot(get_slow()).await.unwrap();
+        assert_eq!(third.status(), StatusCode::OK);
+    }
 
     #[test]
     fn cors_origins_are_checked() {
