@@ -334,7 +334,7 @@ impl GatewayAuth {
         }
     }
 
-    fn from_claims(&self, claims: &serde_json::Map<String, Value>) -> Option<Principal> {
+    fn principal_of(&self, claims: &serde_json::Map<String, Value>) -> Option<Principal> {
         let sub = claims.get("sub")?.as_str()?;
         let user: orderly_core::UserId = sub.parse().ok()?;
         let admin = claims
@@ -357,7 +357,7 @@ impl GatewayAuth {
         match ctx {
             RequestContext::ApiGatewayV1(c) => {
                 if let Some(Value::Object(claims)) = c.authorizer.fields.get("claims") {
-                    return self.from_claims(claims);
+                    return self.principal_of(claims);
                 }
                 let key_id = c.identity.api_key_id.as_deref().filter(|k| !k.is_empty())?;
                 Some(Principal {
@@ -373,7 +373,7 @@ impl GatewayAuth {
                     .iter()
                     .map(|(k, v)| (k.clone(), Value::String(v.clone())))
                     .collect();
-                self.from_claims(&claims)
+                self.principal_of(&claims)
             }
             _ => None,
         }

@@ -397,7 +397,7 @@ enum Command {
         #[command(flatten)]
         processing: Processing,
         #[command(flatten)]
-        security: Security,
+        security: Box<Security>,
     },
     /// Run only the worker (saga engine, event relay, subscribers) against a data dir that
     /// an `orderly serve` may share.

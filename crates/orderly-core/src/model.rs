@@ -157,7 +157,7 @@ pub struct OrderFilter {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Page<T> {
     pub items: Vec<T>,
-    /// Opaque; pass back as `cursor` for the next page. `None` on the last page.
+    /// Opaque; pass back as `cursor` for the next page. Null on the last page.
     #[cfg_attr(feature = "openapi", schema(required = true))]
     pub next_cursor: Option<String>,
 }

@@ -575,11 +575,13 @@ async fn docs_page() -> Response {
 }
 
 /// `GET /openapi.json` and `GET /docs`: public, so they go outside the authentication layer
-/// (merge this router next to the protected one).
+/// (merge this router next to the protected one). Other methods on these paths get the
+/// API's JSON 405 with `Allow`, wherever the router is merged.
 pub fn docs_router() -> Router {
     Router::new()
         .route("/openapi.json", get(openapi_document))
         .route("/docs", get(docs_page))
+        .method_not_allowed_fallback(crate::method_not_allowed)
 }
 
 #[cfg(test)]

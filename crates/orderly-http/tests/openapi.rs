@@ -579,6 +579,20 @@ async fn the_docs_router_serves_the_document_and_a_page_that_renders_it() {
         !html.contains("http://") && !html.contains("https://"),
         "nothing is loaded from elsewhere"
     );
+
+    // Other methods: the API's JSON 405, with the methods that are allowed.
+    let resp = docs_router()
+        .oneshot(
+            Request::post("/openapi.json")
+                .body(Body::empty())
+                .expect("request"),
+        )
+        .await
+        .expect("response");
+    assert_eq!(resp.headers()[header::ALLOW], "GET,HEAD");
+    let (status, _, body) = body_of(resp).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(body["error"], "method_not_allowed");
 }
 
 #[test]
