@@ -391,6 +391,7 @@ pub fn api_router(l: &Lambda, auth: &GatewayAuth) -> axum::Router {
         auth: Arc::new(orderly_http::Authenticator::gateway(
             orderly_auth::limit::RateLimitConfig::disabled(),
         )),
+        ops: None,
     });
     let auth = auth.clone();
     // A layer on the fallback runs before the inner router routes, so it can rewrite the

@@ -10,6 +10,7 @@
 
 #[cfg(feature = "aws")]
 pub mod aws;
+pub mod ops;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -106,6 +107,8 @@ pub struct ServeConfig {
     pub settings: Settings,
     pub http: HttpConfig,
     pub auth: AuthConfig,
+    /// Metrics sampling and alarms.
+    pub ops: ops::OpsConfig,
     /// Load the seed catalogue when the store has no products at all.
     pub seed_if_empty: bool,
     pub processing: ProcessingConfig,
@@ -126,6 +129,7 @@ impl ServeConfig {
             settings: Settings::default(),
             http: HttpConfig::default(),
             auth: AuthConfig::default(),
+            ops: ops::OpsConfig::default(),
             seed_if_empty: true,
             processing: ProcessingConfig::default(),
             serve_api: true,
@@ -311,6 +315,17 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
         );
     }
     let (stop, stopped) = watch::channel(false);
+    cfg.ops
+        .alarms
+        .validate()
+        .map_err(|e| anyhow::anyhow!("alarms: {e}"))?;
+    let process_ops = ops::ProcessOps::new(&cfg.ops, &app);
+    let ops_task = tokio::spawn(ops::run(
+        process_ops.clone(),
+        app.clone(),
+        cfg.ops.clone(),
+        stop.subscribe(),
+    ));
     let worker = if cfg.run_worker {
         let worker = build_worker(
             &app,
@@ -361,6 +376,7 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
             app: app.clone(),
             config: cfg.http.clone(),
             auth: Arc::new(auth),
+            ops: Some(process_ops.clone()),
         });
         let mut stopped = stopped.clone();
         let http = tokio::spawn(async move {
@@ -399,6 +415,7 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
             w.await.context("worker task")?;
         }
         let _ = purge.await;
+        let _ = ops_task.await;
         // Commit what the writer holds and stop it before reporting done.
         if let Some(store) = store {
             tokio::task::spawn_blocking(move || store.close())

@@ -338,6 +338,47 @@ impl Security {
     }
 }
 
+/// In-process alarms (`GET /admin/alarms`).
+#[derive(Debug, Args)]
+struct Alarming {
+    /// Dead letters above this raise the `dlq_depth` alarm.
+    #[arg(long, env = "ORDERLY_ALARM_DLQ_DEPTH", default_value_t = 10.0)]
+    alarm_dlq_depth: f64,
+    /// Share of finished sagas that failed, over the window, above which
+    /// `saga_failure_rate` fires (0..1).
+    #[arg(long, env = "ORDERLY_ALARM_SAGA_FAILURE_RATE", default_value_t = 0.30)]
+    alarm_saga_failure_rate: f64,
+    /// Share of 5xx responses over the window above which `http_5xx_rate` fires (0..1).
+    #[arg(long, env = "ORDERLY_ALARM_5XX_RATE", default_value_t = 0.05)]
+    alarm_5xx_rate: f64,
+    /// The rate alarms' window, in seconds.
+    #[arg(long, env = "ORDERLY_ALARM_WINDOW_SECS", default_value_t = 300)]
+    alarm_window_secs: i64,
+    /// How often alarms are evaluated, in seconds.
+    #[arg(long, env = "ORDERLY_ALARM_INTERVAL_SECS", default_value_t = 5,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    alarm_interval_secs: u64,
+    /// POST every alarm state change here as JSON.
+    #[arg(long, env = "ORDERLY_ALARM_WEBHOOK_URL")]
+    alarm_webhook_url: Option<String>,
+}
+
+impl Alarming {
+    fn config(self) -> orderly::ops::OpsConfig {
+        orderly::ops::OpsConfig {
+            alarms: orderly_core::alarms::AlarmConfig {
+                dlq_depth: self.alarm_dlq_depth,
+                saga_failure_rate: self.alarm_saga_failure_rate,
+                http_5xx_rate: self.alarm_5xx_rate,
+                window_secs: self.alarm_window_secs,
+                ..orderly_core::alarms::AlarmConfig::default()
+            },
+            interval: Duration::from_secs(self.alarm_interval_secs),
+            alarm_webhook: self.alarm_webhook_url,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum KeysCommand {
     /// Create an API key and print it (the only time it is shown).
@@ -398,6 +439,8 @@ enum Command {
         processing: Processing,
         #[command(flatten)]
         security: Box<Security>,
+        #[command(flatten)]
+        alarming: Box<Alarming>,
     },
     /// Run only the worker (saga engine, event relay, subscribers) against a data dir that
     /// an `orderly serve` may share.
@@ -467,6 +510,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             seed_if_empty,
             processing,
             security,
+            alarming,
         } => {
             let mut cfg = ServeConfig {
                 backend: store.backend()?,
@@ -482,6 +526,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                     ..HttpConfig::default()
                 },
                 auth: orderly::AuthConfig::default(),
+                ops: alarming.config(),
                 seed_if_empty,
                 processing: processing.config()?,
                 serve_api: true,

@@ -18,12 +18,14 @@
 //! (`orderly-sqlite`, `orderly-aws`, `orderly-http`, `orderly-worker`).
 
 pub mod access;
+pub mod alarms;
 pub mod cursor;
 pub mod error;
 pub mod events;
 pub mod idempotency;
 pub mod input;
 pub mod memory;
+pub mod metrics;
 pub mod model;
 pub mod money;
 #[cfg(feature = "openapi")]

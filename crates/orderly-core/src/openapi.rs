@@ -14,12 +14,12 @@
 
 use serde_json::json;
 use utoipa::openapi::schema::{
-    AllOfBuilder, ArrayBuilder, Object, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
+    AllOfBuilder, AnyOfBuilder, ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type,
 };
 use utoipa::openapi::{RefOr, schema::AdditionalProperties};
 use utoipa::{PartialSchema, ToSchema};
 
-use crate::input::{MAX_ITEMS, MAX_PAGE};
+use crate::input::MAX_ITEMS;
 use crate::money::{CURRENCY, MAX_MINOR, Money};
 use crate::types::{Email, ProductId, Qty, UserId};
 
@@ -42,14 +42,54 @@ pub fn trimmed_text_pattern(max: usize) -> String {
     )
 }
 
-/// The pattern of [`Email`]'s checks: one `@`, a non-empty local part of at most 64
-/// characters, a domain of dot-separated non-empty labels (at least two) that does not
-/// start with `-`, and no spaces, control characters, `<` or `>` anywhere.
-pub fn email_pattern() -> String {
-    let c = format!("[^@<>{SPACE_OR_CONTROL}]");
-    let label = format!("[^.@<>{SPACE_OR_CONTROL}]");
-    let first = format!("[^.@<>\\-{SPACE_OR_CONTROL}]");
-    format!("^{c}{{1,64}}@{first}{label}*(?:\\.{label}+)+$")
+/// The pattern of [`Email`]'s checks: one `@`, a non-empty local part of at most
+/// `local_max` characters, a domain of dot-separated non-empty labels (at least two) that
+/// does not start with `-`, and no spaces, control characters, `<` or `>` anywhere; with
+/// `ascii`, only printable ASCII characters.
+pub fn email_pattern(local_max: usize, ascii: bool) -> String {
+    let (c, label, first) = if ascii {
+        // Printable ASCII but `<` `>` `@`; the domain's also not `.`, its first not `-`.
+        (
+            "[!-;=?A-~]".to_owned(),
+            "[!-\\-/-;=?A-~]".to_owned(),
+            "[!-,/-;=?A-~]".to_owned(),
+        )
+    } else {
+        (
+            format!("[^@<>{SPACE_OR_CONTROL}]"),
+            format!("[^.@<>{SPACE_OR_CONTROL}]"),
+            format!("[^.@<>\\-{SPACE_OR_CONTROL}]"),
+        )
+    };
+    format!("^{c}{{1,{local_max}}}@{first}{label}*(?:\\.{label}+)+$")
+}
+
+const EMAIL_DESCRIPTION: &str = "An e-mail address: one `@`, a local part of 1 to 64 bytes, \
+    a dotted domain that neither starts with `.` or `-` nor ends with `.`, no spaces, control \
+    characters, `<` or `>`; at most 254 bytes in all. The limits are in bytes and a schema \
+    counts characters, so an address with characters beyond ASCII (up to 4 bytes each) is \
+    described here as at most 16 characters before the `@` and 63 in all, which always fit.";
+
+/// [`Email`] as a schema: an ASCII address bounded exactly, or any address short enough
+/// that its bytes are within the limits whatever its characters; `null` too if `nullable`.
+fn email_schema(description: &str, nullable: bool) -> RefOr<Schema> {
+    let ascii = ObjectBuilder::new()
+        .schema_type(ty(Type::String))
+        .max_length(Some(254))
+        .pattern(Some(email_pattern(64, true)));
+    let any = ObjectBuilder::new()
+        .schema_type(ty(Type::String))
+        .max_length(Some(63))
+        .pattern(Some(email_pattern(16, false)));
+    let mut b = AnyOfBuilder::new()
+        .description(Some(description))
+        .item(ascii)
+        .item(any)
+        .examples([json!("ada@example.com")]);
+    if nullable {
+        b = b.item(ObjectBuilder::new().schema_type(ty(Type::Null)));
+    }
+    b.into()
 }
 
 fn ty(t: Type) -> SchemaType {
@@ -108,17 +148,7 @@ impl ToSchema for Qty {}
 
 impl PartialSchema for Email {
     fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(ty(Type::String))
-            .description(Some(
-                "An e-mail address: one `@`, a local part of 1 to 64 bytes, a dotted domain \
-                 that neither starts with `.` or `-` nor ends with `.`, no spaces, control \
-                 characters, `<` or `>`; at most 254 bytes in all.",
-            ))
-            .max_length(Some(254))
-            .pattern(Some(email_pattern()))
-            .examples([json!("ada@example.com")])
-            .into()
+        email_schema(EMAIL_DESCRIPTION, false)
     }
 }
 
@@ -217,14 +247,11 @@ impl PartialSchema for CreateOrderRequest {
             )
             .property(
                 "customerEmail",
-                ObjectBuilder::new()
-                    .schema_type(or_null(Type::String))
-                    .description(Some(
-                        "Where notifications go (optional). The rules of the `Email` schema.",
-                    ))
-                    .max_length(Some(254))
-                    .pattern(Some(email_pattern()))
-                    .examples([json!("ada@example.com")]),
+                email_schema(
+                    "Where notifications go (optional): an e-mail address as the `Email` \
+                     schema describes it.",
+                    true,
+                ),
             )
             .property(
                 "items",
@@ -354,13 +381,3 @@ impl PartialSchema for ReplayRequest {
 }
 
 impl ToSchema for ReplayRequest {}
-
-/// The page size limit of `GET /orders` as a schema (1..=[`MAX_PAGE`]).
-pub fn page_limit_schema() -> Object {
-    ObjectBuilder::new()
-        .schema_type(ty(Type::Integer))
-        .minimum(Some(1))
-        .maximum(Some(MAX_PAGE))
-        .default(Some(json!(crate::input::DEFAULT_PAGE)))
-        .build()
-}

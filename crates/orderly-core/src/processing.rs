@@ -4,6 +4,7 @@
 //!
 //! The local engine (`orderly-worker`) and the AWS `saga-step` function both call these.
 
+use crate::metrics as m;
 use serde_json::json;
 
 use crate::error::StoreError;
@@ -88,7 +89,11 @@ impl Orderly {
                     json!({ "items": order.items }),
                 );
                 match p.reservations.reserve(order, event).await? {
-                    ReserveOutcome::Reserved | ReserveOutcome::AlreadyReserved => Ok(()),
+                    ReserveOutcome::Reserved => {
+                        metrics::counter!(m::INVENTORY_RESERVED).increment(1);
+                        Ok(())
+                    }
+                    ReserveOutcome::AlreadyReserved => Ok(()),
                     ReserveOutcome::Released => {
                         Err(StepError::Final("the order was cancelled".into()))
                     }
@@ -133,7 +138,10 @@ impl Orderly {
             Action::ConfirmOrder => {
                 let t = self.transition(id, OrderStatus::Pending, OrderStatus::Confirmed);
                 match p.orders.transition(t).await? {
-                    TransitionOutcome::Applied(_) => Ok(()),
+                    TransitionOutcome::Applied(_) => {
+                        metrics::counter!(m::ORDERS_CONFIRMED).increment(1);
+                        Ok(())
+                    }
                     TransitionOutcome::Stale(o) if o.status == OrderStatus::Confirmed => Ok(()),
                     TransitionOutcome::Stale(o) => {
                         Err(StepError::Final(format!("the order is {}", o.status)))
@@ -185,6 +193,7 @@ impl Orderly {
                     json!({ "items": order.items }),
                 );
                 if p.reservations.release(id, event).await? == ReleaseOutcome::Released {
+                    metrics::counter!(m::INVENTORY_RELEASED).increment(1);
                     tracing::info!(order_id = %id, "inventory released");
                 }
                 Ok(())
@@ -195,7 +204,8 @@ impl Orderly {
                 t.failure_reason = Some(reason.to_owned());
                 t.event = self.event(id, EventType::OrderFailed, json!({ "reason": reason }));
                 match p.orders.transition(t).await? {
-                    TransitionOutcome::Applied(_) => {
+                    TransitionOutcome::Applied(o) => {
+                        record_terminal(&o, m::ORDERS_FAILED, m::outcome::FAILED);
                         tracing::info!(order_id = %id, reason, "order failed");
                         Ok(())
                     }
@@ -220,14 +230,25 @@ impl Orderly {
                 return Err(StepError::Final("the payment was refunded".into()));
             }
         };
+        let new_charge = matches!(state, PaymentState::Charged { .. });
         match self
             .ports()
             .payments
             .record_charge(id, state, event)
             .await?
         {
-            PaymentState::Charged { .. } => Ok(()),
-            PaymentState::Declined { reason } => Err(StepError::Final(reason)),
+            PaymentState::Charged { .. } => {
+                if new_charge {
+                    metrics::counter!(m::PAYMENTS_PROCESSED).increment(1);
+                }
+                Ok(())
+            }
+            PaymentState::Declined { reason } => {
+                if !new_charge {
+                    metrics::counter!(m::PAYMENTS_FAILED).increment(1);
+                }
+                Err(StepError::Final(reason))
+            }
             PaymentState::Refunded { .. } => {
                 Err(StepError::Final("the payment was refunded".into()))
             }
@@ -278,7 +299,8 @@ impl Orderly {
             json!({ "trackingId": tracking }),
         );
         match self.ports().orders.transition(t).await? {
-            TransitionOutcome::Applied(_) => {
+            TransitionOutcome::Applied(o) => {
+                record_terminal(&o, m::ORDERS_FULFILLED, m::outcome::FULFILLED);
                 tracing::info!(order_id = %id, tracking_id = %tracking, "order fulfilled")
             }
             TransitionOutcome::Stale(o) => {
@@ -372,4 +394,20 @@ impl Orderly {
             .await
             .map_err(|x| x.to_string())
     }
+}
+
+/// Counts an order that just reached a terminal status and how long its saga took (from
+/// creation to this status).
+pub(crate) fn record_terminal(
+    order: &crate::model::Order,
+    counter: &'static str,
+    outcome: &'static str,
+) {
+    metrics::counter!(counter).increment(1);
+    let ms = order
+        .updated_at
+        .millis()
+        .saturating_sub(order.created_at.millis())
+        .max(0);
+    metrics::histogram!(m::SAGA_DURATION, "outcome" => outcome).record(ms as f64 / 1000.0);
 }

@@ -283,6 +283,7 @@ impl Orderly {
             })
             .await?;
         tracing::info!(%order_id, total = %total, "order accepted");
+        metrics::counter!(crate::metrics::ORDERS_CREATED).increment(1);
         Ok(Placed {
             order_id,
             body,
@@ -386,6 +387,11 @@ impl Orderly {
                     };
                     match self.ports.orders.transition(t).await? {
                         TransitionOutcome::Applied(o) => {
+                            crate::processing::record_terminal(
+                                &o,
+                                crate::metrics::ORDERS_CANCELLED,
+                                crate::metrics::outcome::CANCELLED,
+                            );
                             tracing::info!(order_id = %id, from = %from, "order cancelled");
                             self.compensate_cancelled(&o).await;
                             return self.order(id).await;

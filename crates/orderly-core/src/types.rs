@@ -80,7 +80,8 @@ fn check_ident(s: &str, max: usize) -> Result<(), InvalidValue> {
     Ok(())
 }
 
-/// `pattern` is [`check_ident`] as a regular expression (a test compares the two).
+/// `pattern` is [`check_ident`] as a regular expression (orderly-http's OpenAPI tests compare
+/// the two).
 macro_rules! string_id {
     ($(#[$doc:meta])* $name:ident, $max:expr, pattern = $pattern:literal, example = $example:literal) => {
         $(#[$doc])*

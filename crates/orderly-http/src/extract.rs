@@ -1,5 +1,6 @@
 //! Request extractors whose failures are [`ApiError`]s with clear messages.
 
+use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::header;
 use serde_json::Value;
@@ -25,44 +26,73 @@ fn is_json(content_type: &str) -> bool {
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
+/// 415 unless the request's `Content-Type`, if it has one, is JSON.
+fn check_json_type(req: &Request) -> Result<(), ApiError> {
+    if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
+        let ct = ct.to_str().unwrap_or("");
+        if !is_json(ct) {
+            return Err(ApiError::UnsupportedMediaType {
+                message: format!("the body must be application/json, not {ct:?}"),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The whole body, or 413 (as an [`ApiError`]) when it is larger than `limit`.
+async fn read_limited(req: Request, limit: usize) -> Result<Bytes, ApiError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    axum::body::to_bytes(req.into_body(), limit)
+        .await
+        .map_err(|e| {
+            let inner = e.into_inner();
+            if inner
+                .downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some()
+            {
+                ApiError::PayloadTooLarge { limit }
+            } else {
+                ApiError::BadRequest {
+                    code: "bad_body",
+                    message: format!("the request body could not be read: {inner}"),
+                    details: vec![],
+                }
+            }
+        })
+}
+
+/// The raw bytes of an optional JSON body (the handler parses them): none or only white
+/// space is fine; otherwise a `Content-Type` other than JSON is 415. Over `max_body_bytes`:
+/// 413, as a JSON error like every other.
+#[derive(Debug)]
+pub struct OptionalJsonBytes(pub Bytes);
+
+impl FromRequest<AppState> for OptionalJsonBytes {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<OptionalJsonBytes, ApiError> {
+        let typed = check_json_type(&req);
+        let bytes = read_limited(req, state.config.max_body_bytes).await?;
+        if !bytes.iter().all(u8::is_ascii_whitespace) {
+            typed?;
+        }
+        Ok(OptionalJsonBytes(bytes))
+    }
+}
+
 impl FromRequest<AppState> for JsonBody {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &AppState) -> Result<JsonBody, ApiError> {
-        let limit = state.config.max_body_bytes;
-        if let Some(ct) = req.headers().get(header::CONTENT_TYPE) {
-            let ct = ct.to_str().unwrap_or("");
-            if !is_json(ct) {
-                return Err(ApiError::UnsupportedMediaType {
-                    message: format!("the body must be application/json, not {ct:?}"),
-                });
-            }
-        }
-        let declared = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > limit as u64) {
-            return Err(ApiError::PayloadTooLarge { limit });
-        }
-        let bytes = axum::body::to_bytes(req.into_body(), limit)
-            .await
-            .map_err(|e| {
-                let inner = e.into_inner();
-                if inner
-                    .downcast_ref::<http_body_util::LengthLimitError>()
-                    .is_some()
-                {
-                    ApiError::PayloadTooLarge { limit }
-                } else {
-                    ApiError::BadRequest {
-                        code: "bad_body",
-                        message: format!("the request body could not be read: {inner}"),
-                        details: vec![],
-                    }
-                }
-            })?;
+        check_json_type(&req)?;
+        let bytes = read_limited(req, state.config.max_body_bytes).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(ApiError::bad_field("body", "is empty; send a JSON object"));
         }

@@ -13,6 +13,7 @@ mod error;
 mod extract;
 mod hardening;
 pub mod openapi;
+pub mod ops;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Path, Query, State};
@@ -64,6 +65,8 @@ pub struct AppState {
     pub app: Orderly,
     pub config: HttpConfig,
     pub auth: Arc<Authenticator>,
+    /// Metrics and alarms of this process (`GET /metrics`, `GET /admin/alarms`).
+    pub ops: Option<ops::Ops>,
 }
 
 type ApiResult<T> = Result<T, ApiError>;
@@ -82,6 +85,8 @@ pub fn router(state: AppState) -> Router {
         .route("/products", get(list_products))
         .route("/products/{product_id}", get(get_product).put(put_product))
         .route("/admin/dlq", get(list_dead_letters))
+        .route("/admin/alarms", get(ops::alarms_endpoint))
+        .route("/metrics", get(ops::metrics_endpoint))
         .route("/admin/dlq/replay", post(replay_dead_letters))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -95,7 +100,9 @@ pub fn router(state: AppState) -> Router {
         .merge(protected)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(state);
+        .with_state(state)
+        .merge(openapi::docs_router())
+        .layer(axum::middleware::from_fn(ops::record_http));
     hardening::harden(router, &config)
         .layer(CatchPanicLayer::custom(
             |_: Box<dyn std::any::Any + Send>| {
@@ -542,12 +549,13 @@ async fn list_dead_letters(
         (status = 200, description = "The ids moved.", body = openapi::ReplayResult),
         (status = 400, response = openapi::BadRequest),
         (status = 413, response = openapi::PayloadTooLarge),
+        (status = 415, response = openapi::UnsupportedMediaType),
     ),
 )]
 async fn replay_dead_letters(
     State(state): State<AppState>,
     _admin: Admin,
-    body: axum::body::Bytes,
+    extract::OptionalJsonBytes(body): extract::OptionalJsonBytes,
 ) -> ApiResult<impl IntoResponse> {
     let ids = if body.iter().all(u8::is_ascii_whitespace) {
         None

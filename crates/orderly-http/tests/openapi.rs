@@ -451,9 +451,38 @@ async fn the_request_schemas_accept_what_the_parsers_accept() {
         );
         assert!(!create.is_valid(&body), "schema accepted {bad:?}");
     }
-    let local65 = format!("{}@example.com", "l".repeat(65));
-    assert!(parse_create_order(&with_email(&local65)).is_err());
-    assert!(!create.is_valid(&with_email(&local65)));
+    // The limits are in bytes: 64 before the `@`, 254 in all.
+    let longest = format!("{}@{}.com", "l".repeat(64), "d".repeat(185));
+    assert_eq!(longest.len(), 254);
+    for ok in [
+        longest.as_str(),
+        "ünï@exämple.de",
+        "名前@例え.jp",
+        "a!#$%&'*+/=?^_`{|}~-@x.y",
+    ] {
+        let body = with_email(ok);
+        assert!(parse_create_order(&body).is_ok(), "parser refused {ok:?}");
+        assert!(create.is_valid(&body), "schema refused {ok:?}");
+    }
+    for bad in [
+        format!("{}@example.com", "l".repeat(65)),
+        format!("{}x", longest),
+        format!("{}@example.com", "é".repeat(33)),
+        format!("ü@{}.de", "ä".repeat(130)),
+    ] {
+        let body = with_email(&bad);
+        assert!(
+            parse_create_order(&body).is_err(),
+            "parser accepted {bad:?}"
+        );
+        assert!(!create.is_valid(&body), "schema accepted {bad:?}");
+    }
+    // Where characters and bytes part, the schema errs on the safe side: an address it
+    // accepts is always accepted; a long one beyond ASCII may be accepted by the server
+    // and not by the schema.
+    let wide = format!("{}@example.com", "é".repeat(20));
+    assert!(parse_create_order(&with_email(&wide)).is_ok());
+    assert!(!create.is_valid(&with_email(&wide)));
 
     let product = validator(&doc, "ProductRequest");
     let p = |extra: Value| {
@@ -595,6 +624,41 @@ async fn the_docs_router_serves_the_document_and_a_page_that_renders_it() {
     assert_eq!(body["error"], "method_not_allowed");
 }
 
+#[tokio::test]
+async fn the_docs_router_merges_into_a_router_with_its_own_fallbacks() {
+    async fn fallback() -> StatusCode {
+        StatusCode::IM_A_TEAPOT
+    }
+    let merged = axum::Router::new()
+        .route("/health", axum::routing::get(|| async { "ok" }))
+        .fallback(fallback)
+        .method_not_allowed_fallback(fallback)
+        .merge(docs_router());
+    let status = |method: &'static str, path: &'static str| {
+        let router = merged.clone();
+        async move {
+            router
+                .oneshot(
+                    Request::builder()
+                        .method(method)
+                        .uri(path)
+                        .body(Body::empty())
+                        .expect("request"),
+                )
+                .await
+                .expect("response")
+                .status()
+        }
+    };
+    assert_eq!(status("GET", "/docs").await, StatusCode::OK);
+    assert_eq!(status("GET", "/openapi.json").await, StatusCode::OK);
+    assert_eq!(
+        status("TRACE", "/docs").await,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    assert_eq!(status("GET", "/elsewhere").await, StatusCode::IM_A_TEAPOT);
+}
+
 #[test]
 fn every_operation_documents_its_success_and_the_statuses_the_handlers_give() {
     let doc = document();
@@ -647,7 +711,7 @@ fn every_operation_documents_its_success_and_the_statuses_the_handlers_give() {
         (
             "/admin/dlq/replay",
             "post",
-            &["200", "400", "401", "403", "413", "429", "503"],
+            &["200", "400", "401", "403", "413", "415", "429", "503"],
         ),
         ("/health", "get", &["200"]),
         ("/ready", "get", &["200", "503"]),
@@ -675,4 +739,74 @@ fn every_operation_documents_its_success_and_the_statuses_the_handlers_give() {
     assert_eq!(key["name"], "Idempotency-Key");
     assert_eq!(key["in"], "header");
     assert_eq!(key["required"], false);
+}
+
+#[test]
+fn the_value_schemas_accept_what_the_value_parsers_accept() {
+    use orderly_core::{Email, OrderId, ProductId, UserId};
+    let doc = document();
+    let ids = [
+        "PROD-001",
+        "a",
+        "a.B_c:d@e-1",
+        "",
+        " ",
+        "PROD 001",
+        "P/1",
+        "é",
+        "x\n",
+        &"x".repeat(64),
+        &"x".repeat(65),
+        &"u".repeat(128),
+        &"u".repeat(129),
+    ];
+    let product = validator(&doc, "ProductId");
+    let user = validator(&doc, "UserId");
+    for s in ids {
+        let v = json!(s);
+        assert_eq!(
+            s.parse::<ProductId>().is_ok(),
+            product.is_valid(&v),
+            "{s:?}"
+        );
+        assert_eq!(s.parse::<UserId>().is_ok(), user.is_valid(&v), "{s:?}");
+    }
+    let order = validator(&doc, "OrderId");
+    for s in [
+        "0192f0c8-7d3a-7b1e-9c61-2f4d5e6a7b8c",
+        "0192F0C8-7D3A-7B1E-9C61-2F4D5E6A7B8C",
+        "0192f0c87d3a7b1e9c612f4d5e6a7b8c",
+        "{0192f0c8-7d3a-7b1e-9c61-2f4d5e6a7b8c}",
+        "urn:uuid:0192f0c8-7d3a-7b1e-9c61-2f4d5e6a7b8c",
+        "0192f0c8-7d3a-7b1e-9c61-2f4d5e6a7b8",
+        "0192f0c8-7d3a-7b1e-9c61-2f4d5e6a7b8g",
+        "",
+    ] {
+        assert_eq!(
+            s.parse::<OrderId>().is_ok(),
+            order.is_valid(&json!(s)),
+            "{s:?}"
+        );
+    }
+    let email = validator(&doc, "Email");
+    for s in [
+        "ada@example.com",
+        "a@b.c",
+        "o'brien+x@ex-ample.co.uk",
+        "ünï@exämple.de",
+        "ada",
+        "ada@example",
+        "ada@-example.com",
+        "ada@example..com",
+        "ada@example.com.",
+        "a b@example.com",
+        "<a@b.c>",
+        "a@b@c.d",
+    ] {
+        assert_eq!(
+            s.parse::<Email>().is_ok(),
+            email.is_valid(&json!(s)),
+            "{s:?}"
+        );
+    }
 }

@@ -63,7 +63,9 @@
       box.appendChild(schemaLink(refName(schema.$ref)));
     } else if (schema.oneOf || schema.anyOf || schema.allOf) {
       var key = schema.oneOf ? "oneOf" : schema.anyOf ? "anyOf" : "allOf";
-      var sep = key === "allOf" ? " and " : key === "oneOf" ? " | " : " or ";
+      var sep = key === "allOf" ? " and " : " | ";
+      if (key === "oneOf") box.appendChild(document.createTextNode("exactly one of: "));
+      if (key === "anyOf") box.appendChild(document.createTextNode("any of: "));
       schema[key].forEach(function (s, i) {
         if (i) box.appendChild(document.createTextNode(sep));
         box.appendChild(typeLabel(s));
@@ -75,6 +77,9 @@
           var wrap = el("span", null, "array of ");
           wrap.appendChild(typeLabel(schema.items));
           return wrap;
+        }
+        if (t === "object" && schema.required && schema.required.length && !schema.additionalProperties) {
+          return el("span", { class: "mono", text: "object with " + schema.required.join(", ") });
         }
         return el("span", { class: "mono", text: t });
       });
@@ -191,7 +196,9 @@
       var cell = el("td", null, contentView(r.content));
       Object.keys(r.headers || {}).forEach(function (h) {
         var header = r.headers[h];
-        cell.appendChild(el("p", null, "Header ", el("code", { text: h }), ": ", typeLabel(header.schema), " ", header.description || ""));
+        var line = el("div", null, "Header ", el("code", { text: h }), ": ", typeLabel(header.schema));
+        line.appendChild(prose(header.description || ""));
+        cell.appendChild(line);
       });
       rtable.appendChild(el("tr", null,
         el("td", { class: "status s" + status.charAt(0), text: status }),
