@@ -2,7 +2,8 @@
 # Runs every Orderly test: unit, property, contract and integration tests of all crates,
 # the AWS adapters, the Lambda handlers and `orderly serve --backend aws` against the moto
 # emulator, which this script installs (into a cached virtualenv, see scripts/aws-tools.sh),
-# starts on a free loopback port and stops again; then builds the Lambda zips.
+# starts on a free loopback port and stops again; fuzzes the API against openapi.json with
+# schemathesis (scripts/fuzz-api.sh); then builds the Lambda zips and checks the AWS stack.
 # Usage: scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +27,8 @@ echo "== workspace tests (the Lambda handlers run against moto)"
 cargo test --workspace --exclude orderly-aws --all-targets --locked
 echo "== AWS adapters, every feature, against moto"
 cargo test -p orderly-aws --all-features --all-targets --locked
+echo "== the API fuzzed against openapi.json (schemathesis, every check)"
+bash scripts/fuzz-api.sh
 echo "== orderly serve --backend aws against moto"
 cargo test -p orderly --features aws --test aws --locked
 echo "== Lambda zips"

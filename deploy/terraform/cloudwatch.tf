@@ -17,10 +17,12 @@ locals {
 
   # The application's own metrics (namespace "Orderly"), summed over whatever dimensions
   # they are emitted with.
+  # Names as orderly_core::metrics declares them; the functions log them as CloudWatch
+  # embedded metric format (a test in apps/orderly-lambda checks these names).
   custom_metric_groups = {
-    "Orders"    = ["OrderCreated", "OrderConfirmed", "OrderFailed"]
-    "Payments"  = ["PaymentProcessed", "PaymentFailed"]
-    "Inventory" = ["InventoryReserved", "InventoryReleased"]
+    "Orders"    = ["orderly_orders_created_total", "orderly_orders_confirmed_total", "orderly_orders_failed_total", "orderly_orders_fulfilled_total"]
+    "Payments"  = ["orderly_payments_processed_total", "orderly_payments_failed_total"]
+    "Inventory" = ["orderly_inventory_reserved_total", "orderly_inventory_released_total"]
   }
 }
 

@@ -19,6 +19,7 @@
 //! the local worker, and on the Lambda runtime crates.
 
 pub mod dlq_replay;
+pub mod emf;
 pub mod events;
 pub mod manifest;
 pub mod relay;
@@ -249,8 +250,13 @@ where
     Fut: std::future::Future<Output = Result<serde_json::Value, E>>,
     E: Into<lambda_runtime::Diagnostic> + std::fmt::Debug,
 {
+    let handler = &handler;
     lambda_runtime::run(lambda_runtime::service_fn(
-        |ev: lambda_runtime::LambdaEvent<serde_json::Value>| handler(ev.payload),
+        move |ev: lambda_runtime::LambdaEvent<serde_json::Value>| async move {
+            let out = handler(ev.payload).await;
+            emf::flush();
+            out
+        },
     ))
     .await
 }
@@ -262,6 +268,7 @@ where
     Fut: std::future::Future<Output = Result<(), lambda_runtime::Error>>,
 {
     init_logging();
+    emf::install();
     let lambda = match Lambda::from_env().await {
         Ok(l) => l,
         Err(e) => {
@@ -399,6 +406,12 @@ pub fn api_router(l: &Lambda, auth: &GatewayAuth) -> axum::Router {
     axum::Router::new()
         .fallback_service(api)
         .layer(axum::middleware::map_request(without_stage))
+        .layer(axum::middleware::map_response(
+            |resp: axum::response::Response| async move {
+                emf::flush();
+                resp
+            },
+        ))
         .layer(axum::middleware::map_request(
             move |mut req: axum::extract::Request| {
                 let auth = auth.clone();

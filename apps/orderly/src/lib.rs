@@ -10,6 +10,7 @@
 
 #[cfg(feature = "aws")]
 pub mod aws;
+pub mod bench;
 pub mod ops;
 
 use std::net::SocketAddr;

@@ -479,6 +479,9 @@ enum Command {
         #[arg(long)]
         reset: bool,
     },
+    /// Load-test a running server: place orders, wait until they are all terminal, check
+    /// that none is lost and stock is conserved, and report throughput and latency.
+    Bench(Box<orderly::bench::BenchArgs>),
 }
 
 #[tokio::main]
@@ -497,6 +500,7 @@ async fn main() -> ExitCode {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
+        Command::Bench(args) => orderly::bench::main(*args).await,
         Command::Asl => {
             let saga = orderly_core::saga::SagaDef::orders(SagaSettings::default());
             print!("{}", orderly_aws::asl::definition_text(&saga));

@@ -77,6 +77,7 @@ impl AlarmConfig {
 /// An alarm's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum AlarmState {
     Ok,
     Alarm,
@@ -96,11 +97,15 @@ impl std::fmt::Display for AlarmState {
 /// One alarm as `GET /admin/alarms` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AlarmStatus {
+    /// `dlq_depth`, `saga_failure_rate` or `http_5xx_rate`.
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
     pub name: &'static str,
     pub description: String,
     pub state: AlarmState,
-    /// The last evaluated value (a count or a ratio); `None` without enough data.
+    /// The last evaluated value (a count or a ratio); `null` without enough data.
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub value: Option<f64>,
     pub threshold: f64,
     /// When the alarm entered its state.

@@ -245,6 +245,9 @@ pub struct Route {
 pub const FULFILMENT: &str = "fulfilment";
 /// The notifications subscriber: mails the customer.
 pub const NOTIFICATIONS: &str = "notifications";
+/// The webhooks subscriber: fans every event out to the registered webhook endpoints
+/// (see [`crate::webhooks`]).
+pub const WEBHOOKS: &str = "webhooks";
 
 /// The subscriptions of the event bus. (The audit log receives every event too: it is the
 /// event store itself, written in the same transaction as the change each event records.)
@@ -270,6 +273,26 @@ pub fn routes() -> Vec<Route> {
             },
         },
     ]
+}
+
+/// The webhooks subscription: every Orderly event goes to the [`WEBHOOKS`] queue, whose
+/// subscriber schedules a delivery for each matching endpoint. Only the embedded backend
+/// runs it (see [`local_routes`]); on AWS, EventBridge API destinations do this job.
+pub fn webhooks_route() -> Route {
+    Route {
+        target: WEBHOOKS,
+        pattern: EventPattern {
+            source: SOURCE,
+            detail_types: &[],
+        },
+    }
+}
+
+/// The subscriptions of the one-machine event bus: [`routes`] and [`webhooks_route`].
+pub fn local_routes() -> Vec<Route> {
+    let mut all = routes();
+    all.push(webhooks_route());
+    all
 }
 
 #[cfg(test)]
@@ -303,5 +326,24 @@ mod tests {
         };
         assert_eq!(targets(&placed), [FULFILMENT, NOTIFICATIONS]);
         assert!(targets(&reserved).is_empty());
+    }
+
+    #[test]
+    fn the_local_bus_also_sends_every_event_to_webhooks() {
+        let id = OrderId::generate(chrono::Utc::now());
+        let t = Timestamp::from_millis(0).unwrap();
+        for kind in EventType::ALL {
+            let e = DomainEvent::new(id, kind, t, json!({}));
+            let local: Vec<&str> = local_routes()
+                .into_iter()
+                .filter(|r| r.pattern.matches(&e))
+                .map(|r| r.target)
+                .collect();
+            assert_eq!(local.last(), Some(&WEBHOOKS), "{kind}");
+            assert_eq!(
+                local.len(),
+                routes().iter().filter(|r| r.pattern.matches(&e)).count() + 1
+            );
+        }
     }
 }

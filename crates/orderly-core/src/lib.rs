@@ -37,6 +37,7 @@ pub mod saga;
 pub mod service;
 pub mod status;
 pub mod types;
+pub mod webhooks;
 
 pub use error::{Error, FieldError, StoreError};
 pub use events::{DomainEvent, EventType};

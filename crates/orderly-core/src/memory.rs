@@ -69,6 +69,11 @@ struct State {
     products: BTreeMap<ProductId, Product>,
     idempotency: HashMap<String, IdemRecord>,
     api_keys: Vec<crate::access::ApiKeyRecord>,
+    /// Webhook endpoints (oldest first), scheduled delivery ids, and the attempt log in
+    /// recording order.
+    webhook_endpoints: Vec<crate::webhooks::WebhookEndpoint>,
+    webhook_deliveries: Vec<crate::webhooks::ScheduledDelivery>,
+    webhook_attempts: Vec<crate::webhooks::DeliveryAttempt>,
 }
 
 /// All ports in one mutex-guarded state. Queue time stamps come from `clock`.
@@ -852,5 +857,130 @@ impl crate::ports::ApiKeys for MemoryStore {
                 Ok(true)
             }
         }
+    }
+}
+
+#[async_trait]
+impl crate::webhooks::Webhooks for MemoryStore {
+    async fn insert_endpoint(
+        &self,
+        endpoint: &crate::webhooks::WebhookEndpoint,
+    ) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        if s.webhook_endpoints.iter().any(|e| e.id == endpoint.id) {
+            return Err(StoreError::Backend(format!(
+                "webhook {} exists",
+                endpoint.id
+            )));
+        }
+        s.webhook_endpoints.push(endpoint.clone());
+        Ok(())
+    }
+
+    async fn endpoint(
+        &self,
+        id: uuid::Uuid,
+    ) -> Result<Option<crate::webhooks::WebhookEndpoint>, StoreError> {
+        Ok(self
+            .lock()
+            .webhook_endpoints
+            .iter()
+            .find(|e| e.id == id)
+            .cloned())
+    }
+
+    async fn list_endpoints(&self) -> Result<Vec<crate::webhooks::WebhookEndpoint>, StoreError> {
+        Ok(self.lock().webhook_endpoints.clone())
+    }
+
+    async fn set_endpoint_active(
+        &self,
+        id: uuid::Uuid,
+        active: bool,
+        at: Timestamp,
+    ) -> Result<Option<crate::webhooks::WebhookEndpoint>, StoreError> {
+        let mut s = self.lock();
+        Ok(s.webhook_endpoints
+            .iter_mut()
+            .find(|e| e.id == id)
+            .map(|e| {
+                if e.active != active {
+                    e.active = active;
+                    e.updated_at = at;
+                }
+                e.clone()
+            }))
+    }
+
+    async fn delete_endpoint(&self, id: uuid::Uuid) -> Result<bool, StoreError> {
+        let mut s = self.lock();
+        let before = s.webhook_endpoints.len();
+        s.webhook_endpoints.retain(|e| e.id != id);
+        s.webhook_deliveries.retain(|d| d.endpoint_id != id);
+        s.webhook_attempts.retain(|a| a.endpoint_id != id);
+        Ok(s.webhook_endpoints.len() != before)
+    }
+
+    async fn schedule_delivery(
+        &self,
+        delivery: &crate::webhooks::ScheduledDelivery,
+        queue: &str,
+        body: &str,
+    ) -> Result<bool, StoreError> {
+        let now = self.clock.now();
+        let mut s = self.lock();
+        if s.webhook_deliveries
+            .iter()
+            .any(|d| d.delivery_id == delivery.delivery_id)
+        {
+            return Ok(false);
+        }
+        s.webhook_deliveries.push(delivery.clone());
+        enqueue(&mut s, queue, body.to_owned(), now);
+        Ok(true)
+    }
+
+    async fn record_attempt(
+        &self,
+        attempt: &crate::webhooks::DeliveryAttempt,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.lock();
+        if s.webhook_attempts
+            .iter()
+            .any(|a| a.delivery_id == attempt.delivery_id && a.attempt == attempt.attempt)
+        {
+            return Ok(false);
+        }
+        s.webhook_attempts.push(attempt.clone());
+        Ok(true)
+    }
+
+    async fn delivery_attempts(
+        &self,
+        delivery_id: uuid::Uuid,
+    ) -> Result<Vec<crate::webhooks::DeliveryAttempt>, StoreError> {
+        Ok(self
+            .lock()
+            .webhook_attempts
+            .iter()
+            .filter(|a| a.delivery_id == delivery_id)
+            .cloned()
+            .collect())
+    }
+
+    async fn endpoint_attempts(
+        &self,
+        endpoint_id: uuid::Uuid,
+        limit: u32,
+    ) -> Result<Vec<crate::webhooks::DeliveryAttempt>, StoreError> {
+        Ok(self
+            .lock()
+            .webhook_attempts
+            .iter()
+            .rev()
+            .filter(|a| a.endpoint_id == endpoint_id)
+            .take(limit as usize)
+            .cloned()
+            .collect())
     }
 }

@@ -117,6 +117,9 @@ pub struct Placed {
 pub struct Orderly {
     ports: Ports,
     settings: Settings,
+    /// Webhook endpoints and their delivery log, on backends that keep them (see
+    /// [`crate::webhooks`]); set with [`Orderly::with_webhooks`].
+    webhooks: Option<Arc<dyn crate::webhooks::Webhooks>>,
 }
 
 impl std::fmt::Debug for Orderly {
@@ -136,7 +139,22 @@ fn not_found(id: OrderId) -> Error {
 
 impl Orderly {
     pub fn new(ports: Ports, settings: Settings) -> Orderly {
-        Orderly { ports, settings }
+        Orderly {
+            ports,
+            settings,
+            webhooks: None,
+        }
+    }
+
+    /// The same application with a webhook store (the embedded backend has one).
+    pub fn with_webhooks(mut self, store: Arc<dyn crate::webhooks::Webhooks>) -> Orderly {
+        self.webhooks = Some(store);
+        self
+    }
+
+    /// The webhook store, when this backend keeps webhooks.
+    pub fn webhooks(&self) -> Option<&Arc<dyn crate::webhooks::Webhooks>> {
+        self.webhooks.as_ref()
     }
 
     pub fn ports(&self) -> &Ports {

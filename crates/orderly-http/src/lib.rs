@@ -9,6 +9,7 @@
 //! adapters arrive already wired inside the `Orderly` value.
 
 pub mod auth;
+pub mod dashboard;
 mod error;
 mod extract;
 mod hardening;
@@ -102,6 +103,7 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(state)
         .merge(openapi::docs_router())
+        .merge(dashboard::dashboard_router())
         .layer(axum::middleware::from_fn(ops::record_http));
     hardening::harden(router, &config)
         .layer(CatchPanicLayer::custom(

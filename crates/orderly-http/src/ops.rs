@@ -52,6 +52,23 @@ fn not_here(what: &str) -> ApiError {
 }
 
 /// `GET /metrics`
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "admin",
+    operation_id = "metrics",
+    summary = "Metrics in Prometheus text format (admin only)",
+    description = "Orders created/confirmed/failed/cancelled/fulfilled, payments, inventory, \
+        HTTP requests by route and status with latency histograms, saga duration by outcome, \
+        queue depth, DLQ depth, oldest message age, alarm states. Names: \
+        `orderly_core::metrics`. 404 where the process keeps no registry (the API Lambda \
+        sends CloudWatch EMF instead).",
+    responses(
+        (status = 200, description = "Prometheus text exposition format 0.0.4.",
+            content_type = "text/plain", body = String),
+        (status = 404, response = crate::openapi::NotFound),
+    ),
+)]
 pub async fn metrics_endpoint(
     State(state): State<AppState>,
     _admin: Admin,
@@ -66,6 +83,19 @@ pub async fn metrics_endpoint(
 }
 
 /// `GET /admin/alarms`
+#[utoipa::path(
+    get,
+    path = "/admin/alarms",
+    tag = "admin",
+    operation_id = "listAlarms",
+    summary = "Alarms and their states (admin only)",
+    description = "The in-process alarms: DLQ depth, saga failure rate and 5xx rate over \
+        their window, each OK, ALARM or INSUFFICIENT_DATA.",
+    responses(
+        (status = 200, description = "Every alarm.", body = crate::openapi::AlarmList),
+        (status = 404, response = crate::openapi::NotFound),
+    ),
+)]
 pub async fn alarms_endpoint(
     State(state): State<AppState>,
     _admin: Admin,

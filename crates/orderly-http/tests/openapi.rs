@@ -713,6 +713,16 @@ fn every_operation_documents_its_success_and_the_statuses_the_handlers_give() {
             "post",
             &["200", "400", "401", "403", "413", "415", "429", "503"],
         ),
+        (
+            "/admin/alarms",
+            "get",
+            &["200", "401", "403", "404", "429", "503"],
+        ),
+        (
+            "/metrics",
+            "get",
+            &["200", "401", "403", "404", "429", "503"],
+        ),
         ("/health", "get", &["200"]),
         ("/ready", "get", &["200", "503"]),
         ("/openapi.json", "get", &["200"]),

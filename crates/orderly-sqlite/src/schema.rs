@@ -143,6 +143,45 @@ const MIGRATIONS: &[&str] = &[
         revoked_at  INTEGER
     ) STRICT;
     "#,
+    // 4: webhooks: endpoints (with their signing secrets, which signing needs in the
+    // clear), scheduled deliveries (one per endpoint and event) and the attempt log.
+    r#"
+    CREATE TABLE webhook_endpoints (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        id          TEXT NOT NULL UNIQUE,
+        url         TEXT NOT NULL,
+        events      TEXT NOT NULL,
+        secret      TEXT NOT NULL,
+        active      INTEGER NOT NULL CHECK (active IN (0, 1)),
+        description TEXT,
+        created_at  INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL
+    ) STRICT;
+
+    CREATE TABLE webhook_deliveries (
+        delivery_id TEXT PRIMARY KEY,
+        endpoint_id TEXT NOT NULL,
+        event_id    TEXT NOT NULL,
+        created_at  INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX webhook_deliveries_by_endpoint ON webhook_deliveries (endpoint_id);
+
+    CREATE TABLE webhook_attempts (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        delivery_id TEXT NOT NULL,
+        endpoint_id TEXT NOT NULL,
+        event_id    TEXT NOT NULL,
+        event_type  TEXT NOT NULL,
+        attempt     INTEGER NOT NULL CHECK (attempt >= 1),
+        at          INTEGER NOT NULL,
+        outcome     TEXT NOT NULL CHECK (outcome IN ('delivered', 'failed', 'dead')),
+        status_code INTEGER,
+        error       TEXT,
+        duration_ms INTEGER NOT NULL CHECK (duration_ms >= 0),
+        UNIQUE (delivery_id, attempt)
+    ) STRICT;
+    CREATE INDEX webhook_attempts_by_endpoint ON webhook_attempts (endpoint_id, seq);
+    "#,
 ];
 
 /// The schema version this build expects.

@@ -107,3 +107,9 @@ async fn sqlite_api_keys() {
     let stores = Stores::new();
     orderly_testkit::api_keys_contract(|| async { stores.fresh() }).await;
 }
+
+#[tokio::test]
+async fn sqlite_webhooks() {
+    let stores = Stores::new();
+    orderly_testkit::webhooks::webhooks_contract(|| async { stores.fresh() }).await;
+}

@@ -9,6 +9,7 @@
 
 pub mod faults;
 pub mod processing;
+pub mod webhooks;
 
 use std::future::Future;
 

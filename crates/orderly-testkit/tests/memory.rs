@@ -64,3 +64,8 @@ async fn memory_notification_log() {
 async fn memory_api_keys() {
     orderly_testkit::api_keys_contract(|| async { MemoryStore::new() }).await;
 }
+
+#[tokio::test]
+async fn memory_webhooks() {
+    orderly_testkit::webhooks::webhooks_contract(|| async { MemoryStore::new() }).await;
+}
