@@ -237,7 +237,7 @@ async function run(context) {
       created.push({ id: r.json.orderId, expect: p.expect });
       await new Promise((res) => setTimeout(res, 5));
     }
-    return created.map((c) => c.id.slice(0, 8)).join(", ");
+    return created.map((c) => c.id.slice(-12)).join(", ");
   });
   const newestFirst = created.map((c) => c.id).reverse();
 
@@ -390,7 +390,13 @@ async function run(context) {
             if (d[i + 3] > 200 && col.every((v, k) => Math.abs(d[i + k] - v) < 40)) hits[j]++;
           });
         }
-        return { painted, hits, points: Number(c.dataset.points || 0), size: c.width * c.height };
+        return {
+          painted,
+          hits,
+          points: Number(c.dataset.points || 0),
+          max: Number(c.dataset.max || 0),
+          size: c.width * c.height,
+        };
       },
       [id, colors],
     );
@@ -413,11 +419,14 @@ async function run(context) {
       const s = await eventually(
         `${id} plotted with its series colours`,
         () => canvasStats(id, colors),
-        (s) => s.points >= 1 && s.hits.every((h) => h >= 10),
+        // Orders were created and pages fetched since the page's first scrape: the rate
+        // and the latency went above zero at least once.
+        (s) => s.points >= 1 && s.hits.every((h) => h >= 10) && (id === "chart-outcomes" || s.max > 0),
         15000,
         500,
       );
-      notes.push(`${id}: ${s.points} values, ${s.painted} of ${s.size} pixels painted`);
+      const max = id === "chart-outcomes" ? "" : `, max ${s.max.toPrecision(3)}`;
+      notes.push(`${id}: ${s.points} values${max}, ${s.painted} of ${s.size} pixels painted`);
     }
     if (metrics.status !== 200) notes.push(`GET /metrics answered ${metrics.status}`);
     return notes.join("; ");

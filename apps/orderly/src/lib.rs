@@ -327,6 +327,20 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
         cfg.ops.clone(),
         stop.subscribe(),
     ));
+    let metrics_task = match cfg.ops.metrics_addr {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding the metrics address {addr}"))?;
+            tracing::info!(addr = %listener.local_addr()?, "serving /metrics without credentials");
+            Some(tokio::spawn(ops::serve_metrics(
+                process_ops.clone(),
+                listener,
+                stop.subscribe(),
+            )))
+        }
+        None => None,
+    };
     let worker = if cfg.run_worker {
         let worker = build_worker(
             &app,
@@ -417,6 +431,9 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
         }
         let _ = purge.await;
         let _ = ops_task.await;
+        if let Some(m) = metrics_task {
+            let _ = m.await;
+        }
         // Commit what the writer holds and stop it before reporting done.
         if let Some(store) = store {
             tokio::task::spawn_blocking(move || store.close())

@@ -361,6 +361,10 @@ struct Alarming {
     /// POST every alarm state change here as JSON.
     #[arg(long, env = "ORDERLY_ALARM_WEBHOOK_URL")]
     alarm_webhook_url: Option<String>,
+    /// Also serve this process's metrics, without credentials, at http://ADDR/metrics
+    /// (for a scraper on a private network; a `worker` has no other way to show them).
+    #[arg(long, env = "ORDERLY_METRICS_ADDR")]
+    metrics_addr: Option<SocketAddr>,
 }
 
 impl Alarming {
@@ -375,6 +379,7 @@ impl Alarming {
             },
             interval: Duration::from_secs(self.alarm_interval_secs),
             alarm_webhook: self.alarm_webhook_url,
+            metrics_addr: self.metrics_addr,
         }
     }
 }
@@ -435,6 +440,11 @@ enum Command {
         #[arg(long, env = "ORDERLY_SEED_IF_EMPTY", default_value_t = true,
               action = clap::ArgAction::Set)]
         seed_if_empty: bool,
+        /// Also process orders in this process. `false`: the API only, with one or more
+        /// `orderly worker` processes on the same data directory doing the processing.
+        #[arg(long, env = "ORDERLY_RUN_WORKER", default_value_t = true,
+              action = clap::ArgAction::Set)]
+        run_worker: bool,
         #[command(flatten)]
         processing: Processing,
         #[command(flatten)]
@@ -449,6 +459,8 @@ enum Command {
         store: Store,
         #[command(flatten)]
         processing: Processing,
+        #[command(flatten)]
+        alarming: Box<Alarming>,
     },
     /// Create, list and revoke API keys.
     Keys {
@@ -512,6 +524,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             idempotency_ttl_secs,
             max_body_bytes,
             seed_if_empty,
+            run_worker,
             processing,
             security,
             alarming,
@@ -534,7 +547,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 seed_if_empty,
                 processing: processing.config()?,
                 serve_api: true,
-                run_worker: true,
+                run_worker,
             };
             security.apply(&mut cfg.http, &mut cfg.auth)?;
             let running = orderly::start(cfg).await?;
@@ -579,9 +592,14 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             opened.close().await
         }
-        Command::Worker { store, processing } => {
+        Command::Worker {
+            store,
+            processing,
+            alarming,
+        } => {
             let mut cfg = store.admin_config()?;
             cfg.processing = processing.config()?;
+            cfg.ops = alarming.config();
             cfg.serve_api = false;
             cfg.seed_if_empty = false;
             let running = orderly::start(cfg).await?;

@@ -96,6 +96,8 @@ pub struct OpsConfig {
     pub interval: Duration,
     /// Alarm state changes are POSTed here as JSON.
     pub alarm_webhook: Option<String>,
+    /// Serve `/metrics` without credentials on this address too.
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl Default for OpsConfig {
@@ -104,6 +106,7 @@ impl Default for OpsConfig {
             alarms: AlarmConfig::default(),
             interval: Duration::from_secs(5),
             alarm_webhook: None,
+            metrics_addr: None,
         }
     }
 }
@@ -175,6 +178,37 @@ impl ProcessOps {
 }
 
 use orderly_http::ops::OpsView as _;
+
+/// Serves `GET /metrics` (no credentials) on `listener` until `stop`.
+pub async fn serve_metrics(
+    ops: Arc<ProcessOps>,
+    listener: tokio::net::TcpListener,
+    mut stop: watch::Receiver<bool>,
+) {
+    let router = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(move || {
+            let ops = ops.clone();
+            async move {
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; version=0.0.4; charset=utf-8",
+                    )],
+                    ops.metrics_text(),
+                )
+            }
+        }),
+    );
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|s| *s).await;
+        })
+        .await;
+    if let Err(e) = served {
+        tracing::warn!(error = %e, "the metrics listener failed");
+    }
+}
 
 /// Samples and evaluates every `cfg.interval` until `stop`.
 pub async fn run(

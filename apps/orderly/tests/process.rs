@@ -288,7 +288,12 @@ async fn a_separate_worker_process_processes_what_an_api_only_server_accepts() {
     cfg.run_worker = false;
     let api = orderly::start(cfg).await.unwrap();
     let addr = api.addr();
-    // `orderly worker` as its own process on the same data directory.
+    // `orderly worker` as its own process on the same data directory, showing its
+    // metrics on an address of its own.
+    let metrics_addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().to_string()
+    };
     let mut worker = Command::new(BIN)
         .args([
             "worker",
@@ -296,6 +301,8 @@ async fn a_separate_worker_process_processes_what_an_api_only_server_accepts() {
             "json",
             "--payment-retry-base-ms",
             "5",
+            "--metrics-addr",
+            &metrics_addr,
             "--data-dir",
         ])
         .arg(dir.path())
@@ -330,6 +337,21 @@ async fn a_separate_worker_process_processes_what_an_api_only_server_accepts() {
         }
         assert!(std::time::Instant::now() < deadline, "not processed: {o}");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The worker counted the saga it ran; its metrics need no credential there.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = reqwest::get(format!("http://{metrics_addr}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if text.contains("orderly_orders_fulfilled_total 1") {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
     sigterm(&worker);
     assert!(

@@ -16,6 +16,7 @@ pub mod db;
 mod processing;
 pub mod schema;
 mod store;
+mod webhooks;
 
 pub use db::Durability;
 pub use store::{DB_FILE, ORDERS_QUEUE, SqliteOptions, SqliteStore};

@@ -7,14 +7,13 @@ use orderly_core::webhooks::{
     DeliveryAttempt, DeliveryOutcome, EventFilter, ScheduledDelivery, WebhookEndpoint, Webhooks,
 };
 use orderly_core::{StoreError, Timestamp};
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::{Row, params};
 use uuid::Uuid;
 
 use crate::db::store_err;
 use crate::store::{SqliteStore, corrupt, enqueue, ts};
 
-const ENDPOINT_COLS: &str =
-    "id, url, events, secret, active, description, created_at, updated_at";
+const ENDPOINT_COLS: &str = "id, url, events, secret, active, description, created_at, updated_at";
 
 fn uuid_at(r: &Row<'_>, i: usize, what: &str) -> Result<Uuid, StoreError> {
     let s: String = r.get(i).map_err(store_err)?;
@@ -294,24 +293,6 @@ impl Webhooks for SqliteStore {
                     out.push(attempt_from_row(r)?);
                 }
                 Ok(out)
-            })
-            .await
-    }
-}
-
-/// Whether a delivery was scheduled (for tests and diagnostics).
-impl SqliteStore {
-    pub async fn delivery_scheduled(&self, delivery_id: Uuid) -> Result<bool, StoreError> {
-        self.db
-            .read(move |c| {
-                c.query_row(
-                    "SELECT 1 FROM webhook_deliveries WHERE delivery_id = ?1",
-                    params![delivery_id.to_string()],
-                    |_| Ok(()),
-                )
-                .optional()
-                .map(|r| r.is_some())
-                .map_err(store_err)
             })
             .await
     }

@@ -15,12 +15,13 @@
 pub mod bus;
 pub mod engine;
 pub mod notify;
+pub mod webhooks;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use orderly_core::events::{FULFILMENT, NOTIFICATIONS};
+use orderly_core::events::{FULFILMENT, NOTIFICATIONS, WEBHOOKS};
 use orderly_core::ports::{DLQ_RETENTION_SECS, EventBus, Message, NackOutcome, Notifier, Queue};
 use orderly_core::saga::SagaDef;
 use orderly_core::{DomainEvent, Orderly};
@@ -68,6 +69,8 @@ pub struct Worker {
     bus: Arc<dyn EventBus>,
     notifier: Arc<dyn Notifier>,
     cfg: Arc<WorkerConfig>,
+    /// Webhook fan-out and delivery, when enabled ([`Worker::with_webhooks`]).
+    webhooks: Option<Arc<webhooks::Deliverer>>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -93,7 +96,16 @@ impl Worker {
             bus,
             notifier,
             cfg: Arc::new(cfg),
+            webhooks: None,
         }
+    }
+
+    /// Also runs the webhooks subscriber (consuming the `webhooks` event queue, which the
+    /// bus must feed: `orderly_core::events::local_routes`) and delivers webhooks. Fails
+    /// when the application has no webhook store.
+    pub fn with_webhooks(mut self, cfg: webhooks::WebhookConfig) -> Result<Worker, String> {
+        self.webhooks = Some(Arc::new(webhooks::Deliverer::new(self.app.clone(), cfg)?));
+        Ok(self)
     }
 
     pub fn engine(&self) -> SagaEngine {
@@ -129,6 +141,28 @@ impl Worker {
                     .await
             }
         }));
+        if let Some(deliverer) = &self.webhooks {
+            let w = self.clone();
+            let app = self.app.clone();
+            tasks.spawn(w.consume(WEBHOOKS, shutdown.clone(), move |m| {
+                let app = app.clone();
+                async move {
+                    let e = parse_event(&m)?;
+                    app.fan_out_webhook(&e)
+                        .await
+                        .map(|_| ())
+                        .map_err(|e| e.to_string())
+                }
+            }));
+            for _ in 0..deliverer.config().consumers.max(1) {
+                tasks.spawn(webhooks::run_deliveries(
+                    deliverer.clone(),
+                    self.app.ports().queue.clone(),
+                    self.cfg.clone(),
+                    shutdown.clone(),
+                ));
+            }
+        }
         tasks.spawn(self.clone().relay(shutdown.clone()));
         tasks.spawn(self.clone().retention(shutdown.clone()));
         while let Some(r) = tasks.join_next().await {

@@ -1,6 +1,7 @@
 "use strict";
 // Two small chart kinds drawn on <canvas>: a time-series line chart and a bar chart. Each
-// draw sets data-points on the canvas to how many values it plotted (0: only the frame).
+// draw sets data-points on the canvas to how many values it plotted (0: only the frame),
+// and a line chart data-max to the largest.
 var OrderlyCharts = (function () {
   var FONT = "11px system-ui, -apple-system, 'Segoe UI', sans-serif";
   var AXIS = "#8a93a3";
@@ -90,6 +91,7 @@ var OrderlyCharts = (function () {
       });
     });
     canvas.dataset.points = String(plotted);
+    canvas.dataset.max = String(max);
     if (plotted === 0) {
       yAxis(ctx, box, 1);
       message(ctx, c.w, c.h, opts.empty || "waiting for data");

@@ -276,7 +276,8 @@
       var tr = el(
         "tr",
         { "data-order-id": id, "data-status": o.status, class: id === orders.selected ? "selected" : "" },
-        el("td", { class: "id", title: id }, id.slice(0, 8) + "…"),
+        // Ids are UUIDv7: the start is a timestamp shared by neighbours, the end tells apart.
+        el("td", { class: "id", title: id }, "…" + id.slice(-12)),
         el("td", {}, o.userId),
         el("td", { class: "status" }, badge(o.status)),
         el("td", { class: "num" }, money(o.totalAmount, o.currency)),
@@ -328,6 +329,14 @@
       .map(function (k) {
         var v = detail[k];
         if (Array.isArray(v)) {
+          var lines = v.every(function (x) {
+            return x && typeof x === "object" && x.productId !== undefined;
+          });
+          if (lines && v.length) {
+            return k + ": " + v.map(function (x) {
+              return x.productId + (x.qty !== undefined ? " × " + x.qty : "");
+            }).join(", ");
+          }
           return k + ": " + v.length + (v.length === 1 ? " entry" : " entries");
         }
         if (v !== null && typeof v === "object") v = JSON.stringify(v);
@@ -443,7 +452,7 @@
           el("td", { class: "id" }, id),
           el("td", {}, d.queue),
           el("td", { class: "num" }, d.receiveCount),
-          el("td", { class: "error-text" }, d.lastError || ""),
+          el("td", { class: "error-text", title: d.lastError || "" }, d.lastError || ""),
           el("td", { class: "body", title: bodyText }, bodyText),
           el("td", { class: "time", title: d.enqueuedAt }, when(d.enqueuedAt)),
           el("td", { class: "time", title: d.deadAt }, when(d.deadAt)),
@@ -568,7 +577,9 @@
       var prev = metrics.prev;
       if (prev) {
         var dt = (now - prev.t) / 1000;
-        metrics.throughput.push({ t: now, v: P.rate(cur.created, prev.created, dt) });
+        // A counter absent from the previous scrape but present now was born in between.
+        var before = prev.created === null && cur.created !== null ? 0 : prev.created;
+        metrics.throughput.push({ t: now, v: P.rate(cur.created, before, dt) });
         var p50 = null;
         var p99 = null;
         if (cur.hist) {
@@ -613,18 +624,25 @@
     });
   }
 
+  // The x axis spans what has been seen, from 30 s up to WINDOW_MS.
+  function chartWindow(now) {
+    var first = metrics.p50.length ? metrics.p50[0].t : now;
+    return Math.min(WINDOW_MS, Math.max(30000, now - first));
+  }
+
   function drawCharts() {
     var now = Date.now();
+    var windowMs = chartWindow(now);
     var empty = metrics.note && !metrics.prev ? "no data" : "waiting for data";
     OrderlyCharts.line($("chart-throughput"), {
       now: now,
-      windowMs: WINDOW_MS,
+      windowMs: windowMs,
       empty: empty,
       series: [{ name: "created/s", color: COLORS.blue, points: metrics.throughput }],
     });
     OrderlyCharts.line($("chart-latency"), {
       now: now,
-      windowMs: WINDOW_MS,
+      windowMs: windowMs,
       empty: empty,
       series: [
         { name: "p50", color: COLORS.green, points: metrics.p50 },
