@@ -146,7 +146,10 @@ impl ProcessOps {
     /// One round: queue gauges, histogram upkeep, alarm evaluation. Answers the changes.
     pub async fn tick(&self, app: &Orderly) -> Vec<AlarmChange> {
         let queue = &app.ports().queue;
-        for name in [ORDERS_QUEUE] {
+        // The orders queue and one queue per event subscription (the local event bus).
+        let subscriptions = orderly_core::events::routes();
+        let names = std::iter::once(ORDERS_QUEUE).chain(subscriptions.iter().map(|r| r.target));
+        for name in names {
             if let Ok(d) = queue.depth(name).await {
                 metrics::gauge!(m::QUEUE_DEPTH, "queue" => name)
                     .set((d.waiting + d.in_flight) as f64);
