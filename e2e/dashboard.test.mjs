@@ -2,6 +2,7 @@
 // scripts/e2e-dashboard.sh starts the server and sets:
 //   ORDERLY_URL          the server, e.g. http://127.0.0.1:40123
 //   ORDERLY_ADMIN_KEY    an admin API key
+//   ORDERLY_CUSTOMER_KEY a customer's API key
 //   ORDERLY_E2E_MODULES  the directory where npm ci installed e2e/package-lock.json
 //   ORDERLY_E2E_OUT      where the screenshot goes (created if missing)
 //   CHROMIUM             the browser (default /usr/bin/chromium)
@@ -25,6 +26,7 @@ function env(name, fallback) {
 
 const BASE = env("ORDERLY_URL").replace(/\/$/, "");
 const KEY = env("ORDERLY_ADMIN_KEY");
+const CUSTOMER_KEY = env("ORDERLY_CUSTOMER_KEY");
 const MODULES = env("ORDERLY_E2E_MODULES");
 const OUT = resolve(env("ORDERLY_E2E_OUT", "target/e2e"));
 const CHROMIUM = env("CHROMIUM", "/usr/bin/chromium");
@@ -139,6 +141,17 @@ async function main() {
 
 async function run(context) {
   const page = context.pages()[0] ?? (await context.newPage());
+  try {
+    await checks(page);
+  } catch (e) {
+    const shot = join(OUT, "dashboard-failure.png");
+    await page.screenshot({ path: shot, fullPage: true }).catch(() => {});
+    console.error(`the page at the failure: ${shot}`);
+    throw e;
+  }
+}
+
+async function checks(page) {
   const problems = [];
   const apiRequests = [];
   page.on("pageerror", (e) => problems.push(`uncaught: ${e.message}`));
@@ -188,6 +201,14 @@ async function run(context) {
     const stored = await page.evaluate(() => sessionStorage.getItem("orderly.apiKey"));
     assert(stored === null, "a refused key was kept in sessionStorage");
     return JSON.stringify(text);
+  });
+
+  await step("a customer's key is refused too: the dashboard is for admins (403)", async () => {
+    await page.fill("#key", CUSTOMER_KEY);
+    await page.click("#login-submit");
+    await eventually("the 403 message", () => page.textContent("#login-error"), (t) => /403/.test(t), 10000);
+    assert(await page.locator("#app").isHidden(), "the dashboard opened with a customer's key");
+    return JSON.stringify(await page.textContent("#login-error"));
   });
 
   await step("the admin key signs in and is kept in sessionStorage", async () => {
@@ -316,11 +337,10 @@ async function run(context) {
 
   await step("Replay on one row moves that dead letter back (the row leaves the list)", async () => {
     const [first] = await dlqRows();
-    const answered = page.waitForResponse(
-      (r) => r.url() === BASE + "/admin/dlq/replay" && r.request().method() === "POST",
-    );
-    await page.click(`#dlq-body button[data-replay="${first.id}"]`);
-    const resp = await answered;
+    const [resp] = await Promise.all([
+      page.waitForResponse((r) => r.url() === BASE + "/admin/dlq/replay" && r.request().method() === "POST"),
+      page.click(`#dlq-body button[data-replay="${first.id}"]`),
+    ]);
     assert(resp.status() === 200, `replay answered ${resp.status()}`);
     const sent = resp.request().postDataJSON();
     assert(same(sent, { ids: [first.id] }), `the button sent ${JSON.stringify(sent)}`);
@@ -339,11 +359,10 @@ async function run(context) {
 
   await step("Replay all moves every listed dead letter back", async () => {
     const before = await eventually("dead letters to replay", dlqRows, (rs) => rs.length >= 1, 30000, 300);
-    const answered = page.waitForResponse(
-      (r) => r.url() === BASE + "/admin/dlq/replay" && r.request().method() === "POST",
-    );
-    await page.click("#dlq-replay-all");
-    const resp = await answered;
+    const [resp] = await Promise.all([
+      page.waitForResponse((r) => r.url() === BASE + "/admin/dlq/replay" && r.request().method() === "POST"),
+      page.click("#dlq-replay-all"),
+    ]);
     assert(resp.status() === 200, `replay all answered ${resp.status()}`);
     const body = await resp.json();
     const moved = new Set(body.replayed);
@@ -420,8 +439,10 @@ async function run(context) {
         `${id} plotted with its series colours`,
         () => canvasStats(id, colors),
         // Orders were created and pages fetched since the page's first scrape: the rate
-        // and the latency went above zero at least once.
-        (s) => s.points >= 1 && s.hits.every((h) => h >= 10) && (id === "chart-outcomes" || s.max > 0),
+        // and the latency went above zero at least once. Three values make a line.
+        (s) =>
+          s.hits.every((h) => h >= 10) &&
+          (id === "chart-outcomes" ? s.points === 3 : s.points >= 3 && s.max > 0),
         15000,
         500,
       );
@@ -440,7 +461,8 @@ async function run(context) {
 
   await step("every API call of the page carried the key as x-api-key", async () => {
     assert(apiRequests.length > 0, "no API requests seen");
-    const wrong = apiRequests.filter((r) => r.key !== KEY && !r.key?.startsWith("oly_nosuchkey_"));
+    const tried = ["oly_nosuchkey_0000000000000000", CUSTOMER_KEY];
+    const wrong = apiRequests.filter((r) => r.key !== KEY && !tried.includes(r.key));
     assert(wrong.length === 0, `without the key: ${JSON.stringify(wrong.slice(0, 5))}`);
     const paths = new Set(apiRequests.map((r) => r.path.split("?")[0]));
     for (const p of ["/orders", "/admin/dlq", "/metrics", "/admin/alarms"]) {

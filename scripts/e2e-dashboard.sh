@@ -111,6 +111,8 @@ done
 [ -n "$ready" ] || die "the server was not ready within 30 s"
 [ -s "$data/admin.key" ] || die "the server wrote no $data/admin.key"
 say "server ready; admin key read from $data/admin.key"
+customer_key="$("$bin" keys create --role customer --user e2e-customer --data-dir "$data" 2> /dev/null)" \
+  || die "orderly keys create --role customer failed"
 
 # --- the tests --------------------------------------------------------------------------
 say "unit tests of the dashboard's metrics parsing (node --test)"
@@ -120,6 +122,7 @@ say "the dashboard in headless Chromium"
 mkdir -p "$root/target/e2e"
 ORDERLY_URL="http://127.0.0.1:$port" \
   ORDERLY_ADMIN_KEY="$(cat "$data/admin.key")" \
+  ORDERLY_CUSTOMER_KEY="$customer_key" \
   ORDERLY_E2E_MODULES="$tools" \
   ORDERLY_E2E_OUT="$root/target/e2e" \
   CHROMIUM="$chromium" \

@@ -47,6 +47,8 @@ pub struct ProcessingConfig {
     /// `None`: notifications are recorded and logged only.
     pub smtp_url: Option<String>,
     pub smtp_from: String,
+    /// Webhook delivery: attempts, backoff, timeout (embedded backend only).
+    pub webhooks: orderly_worker::webhooks::WebhookConfig,
 }
 
 impl Default for ProcessingConfig {
@@ -59,6 +61,7 @@ impl Default for ProcessingConfig {
             redelivery_base: Duration::from_secs(1),
             smtp_url: None,
             smtp_from: "Orderly <orderly@localhost>".into(),
+            webhooks: orderly_worker::webhooks::WebhookConfig::default(),
         }
     }
 }
@@ -158,7 +161,15 @@ pub fn build_worker(
     cfg.consumers = p.consumers;
     cfg.visibility = p.visibility;
     cfg.redelivery_base = p.redelivery_base;
-    Ok(Worker::new(app.clone(), bus, notifier, cfg))
+    let worker = Worker::new(app.clone(), bus, notifier, cfg);
+    // Webhooks run where the backend stores them (the embedded one); its bus feeds the
+    // `webhooks` subscription (`local_routes`).
+    if app.webhooks().is_some() {
+        return worker
+            .with_webhooks(p.webhooks.clone())
+            .map_err(anyhow::Error::msg);
+    }
+    Ok(worker)
 }
 
 /// Opens the embedded store and builds the application on it.
@@ -179,7 +190,8 @@ pub fn open_app(
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let gateway = Arc::new(PaymentSimulator::new(payment));
     let ports = Ports::from_store(Arc::new(store.clone()), clock, gateway);
-    Ok((Orderly::new(ports, settings), store))
+    let app = Orderly::new(ports, settings).with_webhooks(Arc::new(store.clone()));
+    Ok((app, store))
 }
 
 /// A running server.
@@ -264,7 +276,7 @@ pub async fn open_backend(cfg: &ServeConfig) -> anyhow::Result<Opened> {
             )?;
             let bus = Arc::new(QueueBus::new(
                 app.ports().queue.clone(),
-                orderly_core::events::routes(),
+                orderly_core::events::local_routes(),
             ));
             let keys = KeyService::new(Arc::new(store.clone()), Arc::new(SystemClock));
             Ok(Opened {

@@ -144,6 +144,19 @@ struct Processing {
         default_value = "Orderly <orderly@localhost>"
     )]
     smtp_from: String,
+    /// Webhook delivery attempts in all; the last failed one dead-letters the delivery.
+    #[arg(long, env = "ORDERLY_WEBHOOK_ATTEMPTS", default_value_t = 6,
+          value_parser = clap::value_parser!(u32).range(1..=20))]
+    webhook_attempts: u32,
+    /// Delay before the second webhook attempt in ms (doubles per attempt up to an hour,
+    /// with jitter).
+    #[arg(long, env = "ORDERLY_WEBHOOK_RETRY_BASE_MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    webhook_retry_base_ms: u64,
+    /// Longest one webhook attempt may take, in ms.
+    #[arg(long, env = "ORDERLY_WEBHOOK_TIMEOUT_MS", default_value_t = 5000,
+          value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    webhook_timeout_ms: u64,
 }
 
 impl Store {
@@ -208,6 +221,12 @@ impl Processing {
             redelivery_base: Duration::from_millis(self.redelivery_base_ms),
             smtp_url: self.smtp_url,
             smtp_from: self.smtp_from,
+            webhooks: orderly_worker::webhooks::WebhookConfig {
+                attempts: self.webhook_attempts,
+                retry_base: Duration::from_millis(self.webhook_retry_base_ms),
+                timeout: Duration::from_millis(self.webhook_timeout_ms),
+                ..orderly_worker::webhooks::WebhookConfig::default()
+            },
         })
     }
 }

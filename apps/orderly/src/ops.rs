@@ -147,8 +147,10 @@ impl ProcessOps {
     pub async fn tick(&self, app: &Orderly) -> Vec<AlarmChange> {
         let queue = &app.ports().queue;
         // The orders queue and one queue per event subscription (the local event bus).
-        let subscriptions = orderly_core::events::routes();
-        let names = std::iter::once(ORDERS_QUEUE).chain(subscriptions.iter().map(|r| r.target));
+        let subscriptions = orderly_core::events::local_routes();
+        let names = [ORDERS_QUEUE, orderly_core::webhooks::DELIVERY_QUEUE]
+            .into_iter()
+            .chain(subscriptions.iter().map(|r| r.target));
         for name in names {
             if let Ok(d) = queue.depth(name).await {
                 metrics::gauge!(m::QUEUE_DEPTH, "queue" => name)

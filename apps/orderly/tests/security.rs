@@ -18,6 +18,8 @@ fn protected_routes() -> Vec<(reqwest::Method, &'static str, Option<Value>)> {
     let id = "0196a1d2-7c3e-7a10-9b1c-2d3e4f5a6b7c";
     let order_path: &'static str = Box::leak(format!("/orders/{id}").into_boxed_str());
     let events_path: &'static str = Box::leak(format!("/orders/{id}/events").into_boxed_str());
+    let webhook_path = "/admin/webhooks/0196a1d2-7c3e-7a10-9b1c-2d3e4f5a6b7c";
+    let deliveries_path = "/admin/webhooks/0196a1d2-7c3e-7a10-9b1c-2d3e4f5a6b7c/deliveries";
     vec![
         (Method::GET, "/orders", None),
         (Method::POST, "/orders", Some(order)),
@@ -33,6 +35,18 @@ fn protected_routes() -> Vec<(reqwest::Method, &'static str, Option<Value>)> {
         ),
         (Method::GET, "/admin/dlq", None),
         (Method::POST, "/admin/dlq/replay", Some(json!({}))),
+        (Method::GET, "/admin/alarms", None),
+        (Method::GET, "/metrics", None),
+        (
+            Method::POST,
+            "/admin/webhooks",
+            Some(json!({"url": "https://hooks.example.com/x", "events": ["*"]})),
+        ),
+        (Method::GET, "/admin/webhooks", None),
+        (Method::GET, webhook_path, None),
+        (Method::PATCH, webhook_path, Some(json!({"active": false}))),
+        (Method::DELETE, webhook_path, None),
+        (Method::GET, deliveries_path, None),
     ]
 }
 
@@ -127,7 +141,7 @@ async fn customers_get_403_on_admin_routes() {
     let (key, _) = create_key(&app, Role::Customer, Some("carol")).await;
     let customer = client_with_key(&key);
     for (method, path, body) in protected_routes() {
-        if !(path.starts_with("/admin") || method == reqwest::Method::PUT) {
+        if !(path.starts_with("/admin") || path == "/metrics" || method == reqwest::Method::PUT) {
             continue;
         }
         let r = send(&customer, &app, method.clone(), path, body.as_ref()).await;

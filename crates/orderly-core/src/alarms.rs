@@ -56,7 +56,7 @@ impl Default for AlarmConfig {
 impl AlarmConfig {
     /// Names the first bad value.
     pub fn validate(&self) -> Result<(), String> {
-        if !(self.dlq_depth >= 0.0) {
+        if self.dlq_depth.is_nan() || self.dlq_depth < 0.0 {
             return Err("the DLQ depth threshold must be 0 or more".into());
         }
         for (name, v) in [

@@ -240,16 +240,7 @@ impl Orderly {
             )]));
         }
         let items = self.price(&req).await?;
-        let total = items
-            .iter()
-            .try_fold(Money::ZERO, |acc, i| {
-                i.line_total().and_then(|l| acc.checked_add(l))
-            })
-            .ok_or_else(|| Error::Unprocessable {
-                code: "total_too_large",
-                message: "the order total exceeds the largest amount Orderly accepts".into(),
-                details: vec![FieldError::new("items", "total is too large")],
-            })?;
+        let total = order_total(&items)?;
         if let Some(given) = req.total_amount
             && given != total
         {
@@ -320,34 +311,7 @@ impl Orderly {
             .into_iter()
             .map(|p| (p.product_id.clone(), p))
             .collect();
-        let mut missing = Vec::new();
-        let mut items = Vec::with_capacity(req.items.len());
-        for (i, line) in req.items.iter().enumerate() {
-            match found.get(&line.product_id) {
-                Some(p) => items.push(OrderItem {
-                    product_id: line.product_id.clone(),
-                    qty: line.qty,
-                    unit_price: p.price,
-                }),
-                None => missing.push(FieldError::new(
-                    format!("items[{i}].productId"),
-                    format!("{} is not in the catalogue", line.product_id),
-                )),
-            }
-        }
-        if missing.is_empty() {
-            Ok(items)
-        } else {
-            let names: Vec<&str> = missing
-                .iter()
-                .map(|d| d.reason.split(' ').next().unwrap_or(""))
-                .collect();
-            Err(Error::Unprocessable {
-                code: "unknown_product",
-                message: format!("unknown product: {}", names.join(", ")),
-                details: missing,
-            })
-        }
+        price_lines(&req.items, &found)
     }
 
     pub async fn order(&self, id: OrderId) -> Result<Order, Error> {
@@ -500,6 +464,56 @@ impl Orderly {
         let now = self.ports.clock.now();
         Ok(self.ports.idempotency.purge_expired(now).await?)
     }
+}
+
+/// Prices order lines from catalogue entries (the pure half of pricing: the products are
+/// already read). Unknown products are a 422 naming each line.
+pub fn price_lines(
+    lines: &[crate::input::LineRequest],
+    catalogue: &HashMap<ProductId, Product>,
+) -> Result<Vec<OrderItem>, Error> {
+    let mut missing = Vec::new();
+    let mut items = Vec::with_capacity(lines.len());
+    for (i, line) in lines.iter().enumerate() {
+        match catalogue.get(&line.product_id) {
+            Some(p) => items.push(OrderItem {
+                product_id: line.product_id.clone(),
+                qty: line.qty,
+                unit_price: p.price,
+            }),
+            None => missing.push(FieldError::new(
+                format!("items[{i}].productId"),
+                format!("{} is not in the catalogue", line.product_id),
+            )),
+        }
+    }
+    if missing.is_empty() {
+        Ok(items)
+    } else {
+        let names: Vec<&str> = missing
+            .iter()
+            .map(|d| d.reason.split(' ').next().unwrap_or(""))
+            .collect();
+        Err(Error::Unprocessable {
+            code: "unknown_product",
+            message: format!("unknown product: {}", names.join(", ")),
+            details: missing,
+        })
+    }
+}
+
+/// The total of priced lines; a 422 when it overflows the largest amount.
+pub fn order_total(items: &[OrderItem]) -> Result<Money, Error> {
+    items
+        .iter()
+        .try_fold(Money::ZERO, |acc, i| {
+            i.line_total().and_then(|l| acc.checked_add(l))
+        })
+        .ok_or_else(|| Error::Unprocessable {
+            code: "total_too_large",
+            message: "the order total exceeds the largest amount Orderly accepts".into(),
+            details: vec![FieldError::new("items", "total is too large")],
+        })
 }
 
 /// The seed inventory of SPEC.md.

@@ -55,6 +55,8 @@ pub enum ApiError {
     Overloaded { message: String },
     /// 503 with `Retry-After`: the store is busy or not ready; retrying is safe.
     Unavailable { message: String },
+    /// 501: this backend does not offer the feature (webhooks on the AWS backend).
+    NotImplemented { message: String },
     /// 500: a bug or an infrastructure failure. Logged with its cause; the client sees a
     /// generic sentence only.
     Internal { cause: String },
@@ -96,6 +98,7 @@ impl ApiError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             ApiError::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::NotImplemented { .. } => StatusCode::NOT_IMPLEMENTED,
         }
     }
 }
@@ -163,6 +166,7 @@ impl IntoResponse for ApiError {
                 ("payload_too_large", &too_large, &[])
             }
             ApiError::UnsupportedMediaType { message } => ("unsupported_media_type", message, &[]),
+            ApiError::NotImplemented { message } => ("not_implemented", message, &[]),
             ApiError::Unavailable { message } => {
                 tracing::warn!(cause = %message, "store unavailable");
                 (

@@ -15,6 +15,7 @@ mod extract;
 mod hardening;
 pub mod openapi;
 pub mod ops;
+mod webhooks;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Path, Query, State};
@@ -89,6 +90,20 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/alarms", get(ops::alarms_endpoint))
         .route("/metrics", get(ops::metrics_endpoint))
         .route("/admin/dlq/replay", post(replay_dead_letters))
+        .route(
+            "/admin/webhooks",
+            get(webhooks::list_webhooks).post(webhooks::create_webhook),
+        )
+        .route(
+            "/admin/webhooks/{webhook_id}",
+            get(webhooks::get_webhook)
+                .patch(webhooks::update_webhook)
+                .delete(webhooks::delete_webhook),
+        )
+        .route(
+            "/admin/webhooks/{webhook_id}/deliveries",
+            get(webhooks::list_deliveries),
+        )
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,

@@ -15,6 +15,7 @@ use axum::routing::get;
 use base64::Engine;
 use orderly_core::openapi::{CreateOrderRequest, OrderLineRequest, ProductRequest, ReplayRequest};
 use orderly_core::ports::DeadLetter;
+use orderly_core::webhooks::{CreatedWebhook, DeliveryAttempt, DeliveryOutcome, WebhookEndpoint};
 use orderly_core::{
     DomainEvent, Email, EventType, FieldError, Money, Order, OrderId, OrderItem, OrderStatus, Page,
     Product, ProductId, Qty, Timestamp, UserId,
@@ -80,6 +81,12 @@ customers).";
         crate::put_product,
         crate::list_dead_letters,
         crate::replay_dead_letters,
+        crate::webhooks::create_webhook,
+        crate::webhooks::list_webhooks,
+        crate::webhooks::get_webhook,
+        crate::webhooks::update_webhook,
+        crate::webhooks::delete_webhook,
+        crate::webhooks::list_deliveries,
         crate::ops::alarms_endpoint,
         crate::ops::metrics_endpoint,
         crate::health,
@@ -94,10 +101,14 @@ customers).";
             orderly_core::alarms::AlarmStatus, orderly_core::alarms::AlarmState, ReplayResult, Body, FieldError,
             Health, Readiness, Money, Qty, Email, OrderId, ProductId, UserId, Timestamp,
             CreateOrderRequest, OrderLineRequest, ProductRequest, ReplayRequest,
+            WebhookEndpoint, CreatedWebhook, DeliveryAttempt, DeliveryOutcome,
+            crate::webhooks::WebhookList, crate::webhooks::DeliveryAttemptList,
+            crate::webhooks::WebhookRequest, crate::webhooks::WebhookPatch,
         ),
         responses(
             BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge,
             UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable, Internal,
+            NotImplemented,
         ),
     ),
     modifiers(&Protect, &Tidy),
@@ -105,6 +116,8 @@ customers).";
         (name = "orders", description = "Placing, reading, listing and cancelling orders."),
         (name = "products", description = "The catalogue, with prices and available stock."),
         (name = "admin", description = "Dead-lettered messages (admin only)."),
+        (name = "webhooks", description = "Webhook endpoints that receive signed domain events, \
+            and their delivery log (admin only)."),
         (name = "operations", description = "Probes and this documentation (public)."),
     ),
 )]
@@ -354,6 +367,17 @@ reusable_response!(
         ),
     )
     .header("Retry-After", retry_after())
+);
+reusable_response!(
+    NotImplemented,
+    error_response(
+        "This backend does not offer the feature (webhooks on the AWS backend, where \
+         EventBridge API destinations deliver events to HTTP endpoints).",
+        err(
+            "not_implemented",
+            "webhooks are not available on this backend"
+        ),
+    )
 );
 reusable_response!(
     Internal,

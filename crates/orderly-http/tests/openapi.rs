@@ -300,6 +300,9 @@ async fn every_error_answer_is_an_error_body_with_its_documented_headers() {
         ApiError::Internal {
             cause: "bug".into(),
         },
+        ApiError::NotImplemented {
+            message: "webhooks are not available on this backend".into(),
+        },
     ];
     let responses = doc["components"]["responses"]
         .as_object()
@@ -320,6 +323,7 @@ async fn every_error_answer_is_an_error_body_with_its_documented_headers() {
             429 => "TooManyRequests",
             503 => "Unavailable",
             500 => "Internal",
+            501 => "NotImplemented",
             other => panic!("undocumented status {other}"),
         };
         let r = &responses[name];
@@ -712,6 +716,40 @@ fn every_operation_documents_its_success_and_the_statuses_the_handlers_give() {
             "/admin/dlq/replay",
             "post",
             &["200", "400", "401", "403", "413", "415", "429", "503"],
+        ),
+        (
+            "/admin/webhooks",
+            "post",
+            &[
+                "201", "400", "401", "403", "409", "413", "415", "429", "501", "503",
+            ],
+        ),
+        (
+            "/admin/webhooks",
+            "get",
+            &["200", "401", "403", "429", "501", "503"],
+        ),
+        (
+            "/admin/webhooks/{webhookId}",
+            "get",
+            &["200", "400", "401", "403", "404", "429", "501", "503"],
+        ),
+        (
+            "/admin/webhooks/{webhookId}",
+            "patch",
+            &[
+                "200", "400", "401", "403", "404", "413", "415", "429", "501", "503",
+            ],
+        ),
+        (
+            "/admin/webhooks/{webhookId}",
+            "delete",
+            &["204", "400", "401", "403", "404", "429", "501", "503"],
+        ),
+        (
+            "/admin/webhooks/{webhookId}/deliveries",
+            "get",
+            &["200", "400", "401", "403", "404", "429", "501", "503"],
         ),
         (
             "/admin/alarms",

@@ -373,7 +373,9 @@ pub(crate) async fn run_deliveries(
             return;
         }
         let received = tokio::select! {
-            r = queue.receive(DELIVERY_QUEUE, worker.batch, worker.visibility, worker.poll_wait) => r,
+            // One at a time: a delivery may take the whole timeout, and messages waiting in
+            // a batch would not have their visibility renewed meanwhile.
+            r = queue.receive(DELIVERY_QUEUE, 1, worker.visibility, worker.poll_wait) => r,
             _ = shutdown.changed() => return,
         };
         let msgs = match received {

@@ -1,6 +1,9 @@
 //! The `api` function: the same axum router as `orderly serve`, behind API Gateway, which
 //! authorizes every request (`ORDERLY_AUTH_MODE=gateway`).
 
+// The handler futures nest deeply (SDK calls inside the runtime's service stack).
+#![recursion_limit = "256"]
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     orderly_lambda::bootstrap(|l| async move {

@@ -1,5 +1,8 @@
 //! The `dlq-replay` function: see [`orderly_lambda::dlq_replay`].
 
+// The handler futures nest deeply (SDK calls inside the runtime's service stack).
+#![recursion_limit = "256"]
+
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     orderly_lambda::bootstrap(|l| async move {

@@ -19,6 +19,7 @@
   var timeline = { signature: "" };
   // Bumped around every replay: a list fetched before the replay answered is stale.
   var dlqGeneration = 0;
+  var dlqSignature = "";
   var metrics = { prev: null, throughput: [], p50: [], p99: [], outcomes: null, note: "" };
 
   function $(id) {
@@ -118,13 +119,16 @@
     return r.status + (r.message ? ": " + r.message : "");
   }
 
-  // Runs fn (which answers a promise) now and every ms while this session lasts.
+  // Runs fn (which answers a promise) now and every ms while this session lasts; skipped
+  // while the tab is hidden.
   function every(ms, fn) {
     var mine = session;
     function loop() {
       if (mine !== session) return;
       Promise.resolve()
-        .then(fn)
+        .then(function () {
+          return document.hidden ? null : fn();
+        })
         .catch(function (e) {
           show($("app-error"), "Dashboard error: " + e.message);
         })
@@ -179,6 +183,7 @@
     orders = { cursors: [null], next: null, signature: "", selected: null };
     timeline = { signature: "" };
     metrics = { prev: null, throughput: [], p50: [], p99: [], outcomes: null, note: "" };
+    dlqSignature = "";
     clear($("orders-body"));
     clear($("events"));
     clear($("dlq-body"));
@@ -350,8 +355,9 @@
     var id = orders.selected;
     if (!id) return Promise.resolve();
     var path = "/orders/" + encodeURIComponent(id);
+    var mine = session;
     return Promise.all([api(path), api(path + "/events")]).then(function (rs) {
-      if (id !== orders.selected) return;
+      if (id !== orders.selected || mine !== session) return;
       var order = rs[0];
       var events = rs[1];
       if (!order.ok || !events.ok) {
@@ -415,14 +421,23 @@
 
   function refreshDlq() {
     var generation = dlqGeneration;
+    var mine = session;
     return api("/admin/dlq?limit=100").then(function (r) {
-      if (generation !== dlqGeneration) return;
+      if (generation !== dlqGeneration || mine !== session) return;
       if (!r.ok) {
         show($("dlq-error"), "Dead letters: " + describe(r));
         return;
       }
       show($("dlq-error"), "");
-      renderDlq((r.json && r.json.items) || []);
+      var items = (r.json && r.json.items) || [];
+      var signature = JSON.stringify(
+        items.map(function (d) {
+          return [d.id, d.receiveCount, d.deadAt, d.lastError];
+        })
+      );
+      if (signature === dlqSignature) return;
+      dlqSignature = signature;
+      renderDlq(items);
     });
   }
 
@@ -452,8 +467,8 @@
           el("td", { class: "id" }, id),
           el("td", {}, d.queue),
           el("td", { class: "num" }, d.receiveCount),
-          el("td", { class: "error-text", title: d.lastError || "" }, d.lastError || ""),
-          el("td", { class: "body", title: bodyText }, bodyText),
+          el("td", { class: "error-text" }, el("div", { class: "clip", title: d.lastError || "" }, d.lastError || "")),
+          el("td", { class: "body" }, el("div", { class: "clip", title: bodyText }, bodyText)),
           el("td", { class: "time", title: d.enqueuedAt }, when(d.enqueuedAt)),
           el("td", { class: "time", title: d.deadAt }, when(d.deadAt)),
           el("td", {}, button)
@@ -490,6 +505,7 @@
         if (gone[tr.getAttribute("data-id")]) body.removeChild(tr);
       });
       setDlqCount(body.children.length);
+      dlqSignature = "";
       $("dlq-message").textContent = moved.length
         ? "Replayed " + moved.length + " dead letter" + (moved.length === 1 ? "" : "s") + ": " + moved.join(", ")
         : "Nothing to replay: already gone.";
@@ -499,7 +515,9 @@
   // ---- alarms ------------------------------------------------------------------------------
 
   function refreshAlarms() {
+    var mine = session;
     return api("/admin/alarms").then(function (r) {
+      if (mine !== session) return;
       var list = $("alarms");
       if (r.status === 404) {
         clear(list);
@@ -555,7 +573,9 @@
   }
 
   function scrapeMetrics() {
+    var mine = session;
     return api("/metrics").then(function (r) {
+      if (mine !== session) return;
       var now = Date.now();
       if (!r.ok) {
         metrics.note =
