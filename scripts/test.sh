@@ -29,6 +29,8 @@ echo "== AWS adapters, every feature, against moto"
 cargo test -p orderly-aws --all-features --all-targets --locked
 echo "== the API fuzzed against openapi.json (schemathesis, every check)"
 bash scripts/fuzz-api.sh
+echo "== the dashboard in headless Chromium (scripts/e2e-dashboard.sh)"
+bash scripts/e2e-dashboard.sh
 echo "== orderly serve --backend aws against moto"
 cargo test -p orderly --features aws --test aws --locked
 echo "== Lambda zips"
