@@ -333,10 +333,22 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
         .validate()
         .map_err(|e| anyhow::anyhow!("alarms: {e}"))?;
     let process_ops = ops::ProcessOps::new(&cfg.ops, &app);
+    let channels = ops::AlarmChannels {
+        webhook: cfg.ops.alarm_webhook.clone(),
+        mail: match (&cfg.ops.alarm_email, &cfg.processing.smtp_url) {
+            (Some(to), Some(url)) => Some((
+                to.clone(),
+                SmtpNotifier::new(url, &cfg.processing.smtp_from).map_err(anyhow::Error::msg)?,
+            )),
+            (Some(_), None) => anyhow::bail!("--alarm-email needs --smtp-url (the mail server)"),
+            (None, _) => None,
+        },
+    };
     let ops_task = tokio::spawn(ops::run(
         process_ops.clone(),
         app.clone(),
         cfg.ops.clone(),
+        channels,
         stop.subscribe(),
     ));
     let metrics_task = match cfg.ops.metrics_addr {

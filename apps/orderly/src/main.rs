@@ -200,6 +200,10 @@ impl Store {
     }
 }
 
+fn parse_email(s: &str) -> Result<orderly_core::Email, String> {
+    s.parse::<orderly_core::Email>().map_err(|e| e.0)
+}
+
 fn parse_money(s: &str) -> Result<orderly_core::Money, String> {
     orderly_core::Money::parse_decimal(s).map_err(|e| format!("{s:?} {e}"))
 }
@@ -380,6 +384,9 @@ struct Alarming {
     /// POST every alarm state change here as JSON.
     #[arg(long, env = "ORDERLY_ALARM_WEBHOOK_URL")]
     alarm_webhook_url: Option<String>,
+    /// Mail every alarm state change to this address (needs --smtp-url).
+    #[arg(long, env = "ORDERLY_ALARM_EMAIL", value_parser = parse_email)]
+    alarm_email: Option<orderly_core::Email>,
     /// Also serve this process's metrics, without credentials, at http://ADDR/metrics
     /// (for a scraper on a private network; a `worker` has no other way to show them).
     #[arg(long, env = "ORDERLY_METRICS_ADDR")]
@@ -399,6 +406,7 @@ impl Alarming {
             interval: Duration::from_secs(self.alarm_interval_secs),
             alarm_webhook: self.alarm_webhook_url,
             metrics_addr: self.metrics_addr,
+            alarm_email: self.alarm_email,
         }
     }
 }

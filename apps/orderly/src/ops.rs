@@ -98,6 +98,9 @@ pub struct OpsConfig {
     pub alarm_webhook: Option<String>,
     /// Serve `/metrics` without credentials on this address too.
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Alarm state changes are mailed here (through the SMTP server of the processing
+    /// configuration).
+    pub alarm_email: Option<orderly_core::Email>,
 }
 
 impl Default for OpsConfig {
@@ -107,6 +110,7 @@ impl Default for OpsConfig {
             interval: Duration::from_secs(5),
             alarm_webhook: None,
             metrics_addr: None,
+            alarm_email: None,
         }
     }
 }
@@ -215,11 +219,20 @@ pub async fn serve_metrics(
     }
 }
 
+/// Where alarm state changes go besides the log.
+#[derive(Debug, Default)]
+pub struct AlarmChannels {
+    pub webhook: Option<String>,
+    /// The recipient and the mail transport.
+    pub mail: Option<(orderly_core::Email, orderly_worker::notify::SmtpNotifier)>,
+}
+
 /// Samples and evaluates every `cfg.interval` until `stop`.
 pub async fn run(
     ops: Arc<ProcessOps>,
     app: Orderly,
     cfg: OpsConfig,
+    channels: AlarmChannels,
     mut stop: watch::Receiver<bool>,
 ) {
     let client = reqwest::Client::builder()
@@ -232,7 +245,7 @@ pub async fn run(
         tokio::select! {
             _ = tick.tick() => {
                 for change in ops.tick(&app).await {
-                    notify(&change, cfg.alarm_webhook.as_deref(), client.as_ref()).await;
+                    notify(&change, &channels, client.as_ref()).await;
                 }
             }
             _ = stop.changed() => break,
@@ -240,14 +253,27 @@ pub async fn run(
     }
 }
 
-async fn notify(change: &AlarmChange, webhook: Option<&str>, client: Option<&reqwest::Client>) {
+async fn notify(change: &AlarmChange, channels: &AlarmChannels, client: Option<&reqwest::Client>) {
     let a = &change.alarm;
     if a.state == orderly_core::alarms::AlarmState::Alarm {
         tracing::warn!(alarm = a.name, from = %change.from, value = ?a.value, threshold = a.threshold, "ALARM: {}", a.description);
     } else {
         tracing::info!(alarm = a.name, from = %change.from, to = %a.state, value = ?a.value, "alarm state changed");
     }
-    let (Some(url), Some(client)) = (webhook, client) else {
+    if let Some((to, smtp)) = &channels.mail {
+        let subject = format!("[Orderly] {} is {}", a.name, a.state);
+        let value = a
+            .value
+            .map_or_else(|| "not enough data".to_owned(), |v| v.to_string());
+        let body = format!(
+            "The alarm {} went from {} to {}.\n\n{}\nValue: {value}\nThreshold: {}\nSince: {}\n",
+            a.name, change.from, a.state, a.description, a.threshold, a.since
+        );
+        if let Err(e) = smtp.send_mail(to, &subject, &body).await {
+            tracing::warn!(alarm = a.name, error = %e, "alarm mail not sent");
+        }
+    }
+    let (Some(url), Some(client)) = (channels.webhook.as_deref(), client) else {
         return;
     };
     match client.post(url).json(change).send().await {

@@ -148,10 +148,14 @@ async fn receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
 #[tokio::test]
 async fn dead_letters_above_the_threshold_raise_the_dlq_alarm_and_notify() {
     let (url, got) = receiver().await;
+    let sink = common::smtp::SmtpSink::start().await;
+    let smtp = sink.url();
     let app = spawn_configured(move |c| {
         c.ops.interval = Duration::from_millis(100);
         c.ops.alarms.dlq_depth = 1.0;
         c.ops.alarm_webhook = Some(url);
+        c.ops.alarm_email = Some("ops@example.com".parse().unwrap());
+        c.processing.smtp_url = Some(smtp);
     })
     .await;
     let alarm = |items: &Value| {
@@ -197,6 +201,24 @@ async fn dead_letters_above_the_threshold_raise_the_dlq_alarm_and_notify() {
         assert!(
             std::time::Instant::now() < deadline,
             "no notification: {posted:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // And mailed.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mails = sink.mails();
+        if let Some(m) = mails
+            .iter()
+            .find(|m| m.data.contains("Subject: [Orderly] dlq_depth is ALARM"))
+        {
+            assert_eq!(m.to, ["<ops@example.com>"]);
+            assert!(m.data.contains("Threshold: 1"), "{}", m.data);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no alarm mail: {mails:?}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }

@@ -40,6 +40,34 @@ impl SmtpNotifier {
             .map_err(|e| format!("invalid sender address {from:?}: {e}"))?;
         Ok(SmtpNotifier { transport, from })
     }
+
+    /// Sends one plain-text mail (customer notifications, alarm mail).
+    pub async fn send_mail(
+        &self,
+        to: &orderly_core::Email,
+        subject: &str,
+        body: &str,
+    ) -> Result<(), NotifyError> {
+        let to = to.as_str().parse::<Mailbox>().map_err(|e| NotifyError {
+            transient: false,
+            message: format!("invalid recipient: {e}"),
+        })?;
+        let mail = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(subject.to_owned())
+            .header(ContentType::TEXT_PLAIN)
+            .body(body.to_owned())
+            .map_err(|e| NotifyError {
+                transient: false,
+                message: format!("cannot build the mail: {e}"),
+            })?;
+        self.transport.send(mail).await.map_err(|e| NotifyError {
+            transient: !e.is_permanent(),
+            message: e.to_string(),
+        })?;
+        Ok(())
+    }
 }
 
 #[async_trait]
@@ -49,24 +77,7 @@ impl Notifier for SmtpNotifier {
     }
 
     async fn send(&self, n: &Notification) -> Result<(), NotifyError> {
-        let to = n.to.as_str().parse::<Mailbox>().map_err(|e| NotifyError {
-            transient: false,
-            message: format!("invalid recipient: {e}"),
-        })?;
-        let mail = Message::builder()
-            .from(self.from.clone())
-            .to(to)
-            .subject(n.subject.clone())
-            .header(ContentType::TEXT_PLAIN)
-            .body(n.body.clone())
-            .map_err(|e| NotifyError {
-                transient: false,
-                message: format!("cannot build the mail: {e}"),
-            })?;
-        self.transport.send(mail).await.map_err(|e| NotifyError {
-            transient: !e.is_permanent(),
-            message: e.to_string(),
-        })?;
+        self.send_mail(&n.to, &n.subject, &n.body).await?;
         tracing::info!(order_id = %n.order_id, to = %n.to, subject = %n.subject, "mail sent");
         Ok(())
     }
