@@ -294,14 +294,37 @@ pub fn generate_secret() -> String {
     )
 }
 
+/// The shape of a webhook URL, as a regular expression without look-around (the same
+/// text is the pattern of `url` in the OpenAPI document, and a test keeps them equal):
+/// `http(s)://host[:port][/path][?query]`, the host a DNS name whose last label starts with
+/// a letter (never read as an IPv4 address) or a dotted IPv4 address, the path and query
+/// made of URL characters only.
+pub const URL_PATTERN: &str = "^[Hh][Tt][Tt][Pp][Ss]?://(([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)*[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?|((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9]))(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(/[A-Za-z0-9._~!$&'()*+,;=:@%-]*)*(\\?[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*)?$";
+
+fn url_shape() -> &'static regex::Regex {
+    static SHAPE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
+    SHAPE.get_or_init(|| {
+        #[allow(clippy::expect_used)]
+        regex::Regex::new(URL_PATTERN).expect("URL_PATTERN is a valid regular expression")
+    })
+}
+
 /// Checks a webhook URL: absolute `http` or `https`, with a host, without user name or
-/// password, without a fragment, at most [`MAX_URL_LEN`] characters. Answers it normalized.
+/// password, without a fragment, at most [`MAX_URL_LEN`] characters, of the shape
+/// [`URL_PATTERN`] describes. Answers it normalized.
 pub fn validate_url(raw: &str) -> Result<String, String> {
     if raw.is_empty() {
         return Err("must not be empty".into());
     }
     if raw.len() > MAX_URL_LEN {
         return Err(format!("must be at most {MAX_URL_LEN} characters"));
+    }
+    if !url_shape().is_match(raw) {
+        return Err(
+            "must look like http(s)://host[:port][/path][?query] (a DNS name or an IPv4 \
+             address; no credentials or fragment)"
+                .into(),
+        );
     }
     if raw.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err("must not contain white space or control characters".into());
