@@ -67,6 +67,9 @@ pub struct BenchOptions {
     pub decline_over: Money,
     /// Before the run, set every product's stock to this (admin `PUT /products/{id}`).
     pub restock: Option<u32>,
+    /// Wait for the orders to become terminal and check them (off: creates only, no
+    /// loss or stock check, e.g. against an API-only server).
+    pub settle: bool,
     /// How long to wait for every order to become terminal after the last answer.
     pub settle_timeout: Duration,
     /// Timeout of one HTTP request.
@@ -98,6 +101,7 @@ impl BenchOptions {
             decline_share: 0.05,
             decline_over: Money::from_minor(1_000_000).unwrap_or(Money::ZERO),
             restock: None,
+            settle: true,
             settle_timeout: Duration::from_secs(120),
             request_timeout: Duration::from_secs(30),
             raw_get: None,
@@ -231,12 +235,12 @@ pub struct Report {
     pub latency_from: String,
     /// The user id the orders were placed for.
     pub user_id: Option<String>,
-    /// `None` for raw GETs.
+    /// `None` for raw GETs and without settling.
     pub settlement: Option<Settlement>,
 }
 
 impl Report {
-    /// No order lost and stock conserved (always true for raw GETs).
+    /// No order lost and stock conserved (true when nothing was checked).
     pub fn ok(&self) -> bool {
         self.settlement
             .as_ref()
@@ -278,6 +282,9 @@ impl Report {
             let _ = writeln!(s, "errors      none");
         } else {
             let _ = writeln!(s, "errors      {}", kv(&self.errors));
+        }
+        if self.mode == "orders" && self.settlement.is_none() {
+            let _ = writeln!(s, "settled     not checked (--no-settle)");
         }
         if let Some(st) = &self.settlement {
             let e = &st.end_to_end;
@@ -411,6 +418,9 @@ pub struct BenchArgs {
     /// Seconds to wait after the last answer for every order to become terminal.
     #[arg(long, default_value_t = 120)]
     settle_timeout_secs: u64,
+    /// Measure creates only: no waiting, no loss or stock check (for an API-only server).
+    #[arg(long)]
+    no_settle: bool,
     /// Seconds before one request times out.
     #[arg(long, default_value_t = 30)]
     request_timeout_secs: u64,
@@ -465,6 +475,7 @@ pub async fn main(args: BenchArgs) -> anyhow::Result<()> {
     opts.decline_share = args.decline_share;
     opts.decline_over = args.decline_over;
     opts.restock = args.restock;
+    opts.settle = !args.no_settle;
     opts.settle_timeout = Duration::from_secs(args.settle_timeout_secs);
     opts.request_timeout = Duration::from_secs(args.request_timeout_secs);
     opts.raw_get = args.raw_get;
@@ -1223,14 +1234,18 @@ pub async fn run(opts: &BenchOptions) -> anyhow::Result<Report> {
         Job::Orders(plan.clone(), format!("{base}/orders")),
     )
     .await?;
-    let settlement = settle(&client, opts, &plan, &tally.created, &before).await?;
+    let settlement = if opts.settle {
+        Some(settle(&client, opts, &plan, &tally.created, &before).await?)
+    } else {
+        None
+    };
     Ok(report(
         "orders",
         base,
         &tally,
         elapsed,
         Some(user_id),
-        Some(settlement),
+        settlement,
     ))
 }
 

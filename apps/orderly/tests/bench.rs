@@ -124,6 +124,12 @@ async fn a_lost_order_fails_the_run() {
     assert_eq!(s.lost, 20);
     assert!(!s.conserved);
     assert!(!r.ok());
+    // Creates only: nothing is checked, so nothing fails.
+    opts.settle = false;
+    let r = run(&opts).await.unwrap();
+    assert_eq!(r.succeeded, 20);
+    assert!(r.settlement.is_none());
+    assert!(r.ok());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -31,13 +31,24 @@ pub struct DeliveryAttemptList {
 /// `["*"]`, or a non-empty list of distinct event types.
 fn events_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
     use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Type};
-    let names: Vec<&str> = orderly_core::EventType::ALL.iter().map(|t| t.as_str()).collect();
+    let names: Vec<&str> = orderly_core::EventType::ALL
+        .iter()
+        .map(|t| t.as_str())
+        .collect();
     let all = ArrayBuilder::new()
-        .items(ObjectBuilder::new().schema_type(Type::String).enum_values(Some(["*"])))
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(["*"])),
+        )
         .min_items(Some(1))
         .max_items(Some(1));
     let listed = ArrayBuilder::new()
-        .items(ObjectBuilder::new().schema_type(Type::String).enum_values(Some(names)))
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(names)),
+        )
         .min_items(Some(1))
         .unique_items(true);
     OneOfBuilder::new()
@@ -55,7 +66,11 @@ fn events_schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
 pub struct WebhookRequest {
     /// An absolute `http` or `https` URL without credentials or fragment, at most 2048
     /// characters, of the shape `orderly_core::webhooks::URL_PATTERN` (the same pattern).
-    #[schema(example = "https://hooks.example.com/orderly", max_length = 2048, pattern = "^[Hh][Tt][Tt][Pp][Ss]?://(([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)*[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?|((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9]))(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(/[A-Za-z0-9._~!$&'()*+,;=:@%-]*)*(\\?[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*)?$")]
+    #[schema(
+        example = "https://hooks.example.com/orderly",
+        max_length = 2048,
+        pattern = "^[Hh][Tt][Tt][Pp][Ss]?://(([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)*[A-Za-z]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?|((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9]))(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?(/[A-Za-z0-9._~!$&'()*+,;=:@%-]*)*(\\?[A-Za-z0-9._~!$&'()*+,;=:@%/?-]*)?$"
+    )]
     pub url: String,
     #[schema(schema_with = events_schema, example = json!(["OrderPlaced", "FulfillmentCompleted"]))]
     pub events: Vec<String>,
@@ -287,7 +302,8 @@ mod tests {
     fn the_documented_url_pattern_is_the_one_the_server_enforces() {
         let doc = crate::openapi::openapi();
         let json = serde_json::to_value(&doc).unwrap_or_default();
-        let pattern = &json["components"]["schemas"]["WebhookRequest"]["properties"]["url"]["pattern"];
+        let pattern =
+            &json["components"]["schemas"]["WebhookRequest"]["properties"]["url"]["pattern"];
         assert_eq!(pattern, orderly_core::webhooks::URL_PATTERN);
     }
 }

@@ -133,6 +133,10 @@ fn configure(conn: &Connection, durability: Durability) -> rusqlite::Result<()> 
         },
     )?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Each operation of a batch runs in its own savepoint, whose undo journal SQLite
+    // spills to a temporary file past 64 KiB: keep it in memory. It only ever serves to
+    // roll a savepoint back inside an open transaction; crash recovery uses the WAL.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(())
 }

@@ -118,42 +118,64 @@ impl Worker {
         for _ in 0..self.cfg.consumers.max(1) {
             let w = self.clone();
             let engine = self.engine();
-            tasks.spawn(w.consume(ORDERS_QUEUE, shutdown.clone(), move |m| {
-                let engine = engine.clone();
-                async move { handle_order(&engine, &m).await }
-            }));
+            tasks.spawn(w.consume(
+                ORDERS_QUEUE,
+                Handling::Concurrent,
+                shutdown.clone(),
+                move |m| {
+                    let engine = engine.clone();
+                    async move { handle_order(&engine, &m).await }
+                },
+            ));
+        }
+        // Fulfilment is one conditional write per order: as many consumers as the saga,
+        // each working on its whole batch at once, so it keeps up with the saga.
+        for _ in 0..self.cfg.consumers.max(1) {
+            let w = self.clone();
+            let app = self.app.clone();
+            tasks.spawn(w.consume(
+                FULFILMENT,
+                Handling::Concurrent,
+                shutdown.clone(),
+                move |m| {
+                    let app = app.clone();
+                    async move {
+                        let e = parse_event(&m)?;
+                        app.fulfil(e.order_id).await.map_err(|e| e.to_string())
+                    }
+                },
+            ));
         }
         let w = self.clone();
-        let app = self.app.clone();
-        tasks.spawn(w.consume(FULFILMENT, shutdown.clone(), move |m| {
-            let app = app.clone();
-            async move {
-                let e = parse_event(&m)?;
-                app.fulfil(e.order_id).await.map_err(|e| e.to_string())
-            }
-        }));
-        let w = self.clone();
         let (app, notifier) = (self.app.clone(), self.notifier.clone());
-        tasks.spawn(w.consume(NOTIFICATIONS, shutdown.clone(), move |m| {
-            let (app, notifier) = (app.clone(), notifier.clone());
-            async move {
-                app.deliver_notification(notifier.as_ref(), &parse_event(&m)?)
-                    .await
-            }
-        }));
+        // One consumer, one message after the other: a customer's mails keep their order.
+        tasks.spawn(w.consume(
+            NOTIFICATIONS,
+            Handling::InOrder,
+            shutdown.clone(),
+            move |m| {
+                let (app, notifier) = (app.clone(), notifier.clone());
+                async move {
+                    app.deliver_notification(notifier.as_ref(), &parse_event(&m)?)
+                        .await
+                }
+            },
+        ));
         if let Some(deliverer) = &self.webhooks {
             let w = self.clone();
             let app = self.app.clone();
-            tasks.spawn(w.consume(WEBHOOKS, shutdown.clone(), move |m| {
-                let app = app.clone();
-                async move {
-                    let e = parse_event(&m)?;
-                    app.fan_out_webhook(&e)
-                        .await
-                        .map(|_| ())
-                        .map_err(|e| e.to_string())
-                }
-            }));
+            tasks.spawn(
+                w.consume(WEBHOOKS, Handling::InOrder, shutdown.clone(), move |m| {
+                    let app = app.clone();
+                    async move {
+                        let e = parse_event(&m)?;
+                        app.fan_out_webhook(&e)
+                            .await
+                            .map(|_| ())
+                            .map_err(|e| e.to_string())
+                    }
+                }),
+            );
             for _ in 0..deliverer.config().consumers.max(1) {
                 tasks.spawn(webhooks::run_deliveries(
                     deliverer.clone(),
@@ -177,14 +199,16 @@ impl Worker {
     async fn consume<F, Fut>(
         self,
         queue: &'static str,
+        handling: Handling,
         mut shutdown: watch::Receiver<bool>,
         handle: F,
     ) where
         F: Fn(Message) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), Failure>> + Send,
+        Fut: Future<Output = Result<(), Failure>> + Send + 'static,
     {
         let q = self.app.ports().queue.clone();
         let cfg = self.cfg.clone();
+        let handle = Arc::new(handle);
         loop {
             if *shutdown.borrow() {
                 return;
@@ -204,30 +228,28 @@ impl Worker {
                     continue;
                 }
             };
-            for m in msgs {
-                let heartbeat =
-                    tokio::spawn(keep_hidden(q.clone(), queue, m.id.clone(), cfg.visibility));
-                let out = handle(m.clone()).await;
-                heartbeat.abort();
-                let done = match out {
-                    Ok(()) => q.ack(queue, &m.id).await.map(|_| ()),
-                    Err(why) => {
-                        let delay = engine::redelivery_delay(cfg.redelivery_base, m.receive_count);
-                        match q.nack(queue, &m.id, &why, delay).await {
-                            Ok(NackOutcome::DeadLettered) => {
-                                tracing::error!(queue, message = %m.id, error = %why, "message dead-lettered");
-                                Ok(())
-                            }
-                            Ok(NackOutcome::WillRetry) => {
-                                tracing::warn!(queue, message = %m.id, receive = m.receive_count, error = %why, "message will be retried");
-                                Ok(())
-                            }
-                            Err(e) => Err(e),
+            let settle = |m: Message| {
+                let (q, cfg, handle) = (q.clone(), cfg.clone(), handle.clone());
+                async move { settle_message(&q, queue, &cfg, m, handle.as_ref()).await }
+            };
+            match handling {
+                Handling::InOrder => {
+                    for m in msgs {
+                        settle(m).await;
+                    }
+                }
+                Handling::Concurrent => {
+                    // Each message has its own heartbeat and ack, as with separate
+                    // consumers; the batch is finished before the next receive.
+                    let mut batch = JoinSet::new();
+                    for m in msgs {
+                        batch.spawn(settle(m));
+                    }
+                    while let Some(r) = batch.join_next().await {
+                        if let Err(e) = r {
+                            tracing::error!(queue, error = %e, "message handler failed");
                         }
                     }
-                };
-                if let Err(e) = done {
-                    tracing::warn!(queue, message = %m.id, error = %e, "could not settle message; it will be redelivered");
                 }
             }
         }
@@ -286,6 +308,52 @@ impl Worker {
                 Err(e) => tracing::warn!(error = %e, "dead-letter retention failed"),
             }
         }
+    }
+}
+
+/// How a consumer works through a received batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Handling {
+    /// One message after the other, in queue order.
+    InOrder,
+    /// All messages of the batch at once (independent messages: one order each).
+    Concurrent,
+}
+
+/// Runs `handle` on one message (keeping it hidden meanwhile), then acks it, or nacks it
+/// for a later retry or the dead-letter queue.
+async fn settle_message<F, Fut>(
+    q: &Arc<dyn Queue>,
+    queue: &'static str,
+    cfg: &WorkerConfig,
+    m: Message,
+    handle: &F,
+) where
+    F: Fn(Message) -> Fut,
+    Fut: Future<Output = Result<(), Failure>>,
+{
+    let heartbeat = tokio::spawn(keep_hidden(q.clone(), queue, m.id.clone(), cfg.visibility));
+    let out = handle(m.clone()).await;
+    heartbeat.abort();
+    let done = match out {
+        Ok(()) => q.ack(queue, &m.id).await.map(|_| ()),
+        Err(why) => {
+            let delay = engine::redelivery_delay(cfg.redelivery_base, m.receive_count);
+            match q.nack(queue, &m.id, &why, delay).await {
+                Ok(NackOutcome::DeadLettered) => {
+                    tracing::error!(queue, message = %m.id, error = %why, "message dead-lettered");
+                    Ok(())
+                }
+                Ok(NackOutcome::WillRetry) => {
+                    tracing::warn!(queue, message = %m.id, receive = m.receive_count, error = %why, "message will be retried");
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }
+        }
+    };
+    if let Err(e) = done {
+        tracing::warn!(queue, message = %m.id, error = %e, "could not settle message; it will be redelivered");
     }
 }
 
