@@ -524,27 +524,7 @@ async fn list_dead_letters(
     _admin: Admin,
     query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<impl IntoResponse> {
-    let Query(pairs) = query.map_err(|e| ApiError::bad_field("query", e.body_text()))?;
-    let mut limit = 100;
-    for (k, v) in pairs {
-        match k.as_str() {
-            "limit" => {
-                limit = v
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|n| (1..=1000).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::bad_field("limit", "must be a whole number from 1 to 1000")
-                    })?;
-            }
-            other => {
-                return Err(ApiError::bad_field(
-                    other,
-                    "is not a known query parameter (expected limit)",
-                ));
-            }
-        }
-    }
+    let limit = limit_only(query)?;
     let items = state.app.dead_letters(limit).await?;
     Ok(axum::Json(json!({ "items": items })))
 }
@@ -666,4 +646,32 @@ async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
     ApiError::MethodNotAllowed {
         message: format!("{} does not accept {method}", uri.path()),
     }
+}
+
+/// The query of the admin lists: only `limit`, 1 to 1000 (default 100).
+pub(crate) fn limit_only(
+    query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<u32> {
+    let Query(pairs) = query.map_err(|e| ApiError::bad_field("query", e.body_text()))?;
+    let mut limit = 100;
+    for (k, v) in pairs {
+        match k.as_str() {
+            "limit" => {
+                limit = v
+                    .parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::bad_field("limit", "must be a whole number from 1 to 1000")
+                    })?;
+            }
+            other => {
+                return Err(ApiError::bad_field(
+                    other,
+                    "is not a known query parameter (expected limit)",
+                ));
+            }
+        }
+    }
+    Ok(limit)
 }

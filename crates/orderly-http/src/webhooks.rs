@@ -271,27 +271,7 @@ pub(crate) async fn list_deliveries(
 ) -> ApiResult<impl IntoResponse> {
     let admin = admin(&state)?;
     let id = webhook_id(&raw)?;
-    let Query(pairs) = query.map_err(|e| ApiError::bad_field("query", e.body_text()))?;
-    let mut limit = 100;
-    for (k, v) in pairs {
-        match k.as_str() {
-            "limit" => {
-                limit = v
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|n| (1..=1000).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::bad_field("limit", "must be a whole number from 1 to 1000")
-                    })?;
-            }
-            other => {
-                return Err(ApiError::bad_field(
-                    other,
-                    "is not a known query parameter (expected limit)",
-                ));
-            }
-        }
-    }
+    let limit = crate::limit_only(query)?;
     let items = admin.deliveries(id, limit).await?;
     Ok(axum::Json(json!({ "items": items })))
 }
