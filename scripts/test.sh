@@ -23,17 +23,20 @@ done
 export ORDERLY_TEST_AWS_ENDPOINT="http://127.0.0.1:$port"
 export MOTO_PORT="$port"
 
-echo "== workspace tests (the Lambda handlers run against moto)"
+# Each stage's heading shows the disk left: the builds below need several gigabytes.
+stage() { echo "== $1 ($(df -h . | awk 'NR==2 {print $4}') free)"; }
+
+stage "workspace tests (the Lambda handlers run against moto)"
 cargo test --workspace --exclude orderly-aws --all-targets --locked
-echo "== AWS adapters, every feature, against moto"
+stage "AWS adapters, every feature, against moto"
 cargo test -p orderly-aws --all-features --all-targets --locked
-echo "== the API fuzzed against openapi.json (schemathesis, every check)"
+stage "the API fuzzed against openapi.json (schemathesis, every check)"
 bash scripts/fuzz-api.sh
-echo "== the dashboard in headless Chromium (scripts/e2e-dashboard.sh)"
+stage "the dashboard in headless Chromium (scripts/e2e-dashboard.sh)"
 bash scripts/e2e-dashboard.sh
-echo "== orderly serve --backend aws against moto"
+stage "orderly serve --backend aws against moto"
 cargo test -p orderly --features aws --test aws --locked
-echo "== Lambda zips"
+stage "Lambda zips"
 bash scripts/lambda-build.sh
-echo "== the AWS stack, offline (terraform fmt, checkov, statelint, stack vs code manifest)"
+stage "the AWS stack, offline (terraform fmt, checkov, statelint, stack vs code manifest)"
 bash deploy/checks/run.sh --require-zips target/lambda
