@@ -294,6 +294,11 @@ struct Security {
     /// Bearer JWTs: a JWKS file instead of a URL.
     #[arg(long, env = "ORDERLY_JWT_JWKS_FILE")]
     jwt_jwks_file: Option<PathBuf>,
+    /// Bearer JWTs: fetch the JWKS again once the loaded one is this many seconds old, so a
+    /// withdrawn key stops working (the cached keys stay in use while the fetch fails).
+    #[arg(long, env = "ORDERLY_JWT_JWKS_MAX_AGE_SECS", default_value_t = 3600,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    jwt_jwks_max_age_secs: u64,
     /// Development only: accept HS256 tokens signed with the secret in this file.
     #[arg(long, env = "ORDERLY_JWT_HS256_SECRET_FILE")]
     jwt_hs256_secret_file: Option<PathBuf>,
@@ -349,6 +354,7 @@ impl Security {
                 hs256_secret,
                 roles_claim: self.jwt_roles_claim,
                 admin_group: self.jwt_admin_group,
+                jwks_max_age: Duration::from_secs(self.jwt_jwks_max_age_secs),
                 ..JwtConfig::default()
             });
         } else if self.jwt_issuer.is_some() || self.jwt_audience.is_some() {

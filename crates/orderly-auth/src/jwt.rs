@@ -14,6 +14,12 @@
 //! `jwks_min_refresh`: tokens with made-up key ids cannot make Orderly hammer the JWKS
 //! endpoint. Concurrent verifications wait for one fetch instead of starting their own. A
 //! fetch that fails leaves the cached keys in place.
+//!
+//! Keys are also fetched again once the loaded JWKS is older than `jwks_max_age` (default
+//! one hour), so a key withdrawn from the JWKS stops verifying tokens within that time even
+//! when no token names a new `kid`. Until such a refresh succeeds the cached keys stay in use
+//! (a JWKS endpoint outage does not lock every user out), retried at most once per
+//! `jwks_min_refresh`.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -81,6 +87,8 @@ pub struct JwtConfig {
     pub leeway_secs: u64,
     /// An unknown `kid` refetches the JWKS at most this often. Default 60 s.
     pub jwks_min_refresh: Duration,
+    /// A loaded JWKS is fetched again once it is this old (more than zero). Default 1 h.
+    pub jwks_max_age: Duration,
 }
 
 impl Default for JwtConfig {
@@ -95,6 +103,7 @@ impl Default for JwtConfig {
             admin_group: "admin".to_owned(),
             leeway_secs: 30,
             jwks_min_refresh: Duration::from_secs(60),
+            jwks_max_age: Duration::from_secs(3600),
         }
     }
 }
@@ -114,6 +123,7 @@ impl fmt::Debug for JwtConfig {
             .field("admin_group", &self.admin_group)
             .field("leeway_secs", &self.leeway_secs)
             .field("jwks_min_refresh", &self.jwks_min_refresh)
+            .field("jwks_max_age", &self.jwks_max_age)
             .finish()
     }
 }
@@ -209,6 +219,9 @@ impl JwtVerifier {
         if cfg.admin_group.is_empty() {
             return Err(config("admin_group must not be empty"));
         }
+        if cfg.jwks_max_age.is_zero() {
+            return Err(config("jwks_max_age must be more than zero"));
+        }
         if cfg.leeway_secs > MAX_LEEWAY_SECS {
             return Err(config(format!(
                 "leeway_secs must be at most {MAX_LEEWAY_SECS}"
@@ -235,7 +248,7 @@ impl JwtVerifier {
         let rs256 = match cfg.jwks {
             None => None,
             Some(source) => Some(Rs256 {
-                jwks: Jwks::new(source, cfg.jwks_min_refresh)?,
+                jwks: Jwks::new(source, cfg.jwks_min_refresh, cfg.jwks_max_age)?,
                 validation: validation(Algorithm::RS256, cfg.leeway_secs),
             }),
         };
@@ -407,9 +420,25 @@ struct Jwks {
     source: JwksSource,
     http: Option<reqwest::Client>,
     min_refresh: Duration,
-    keys: RwLock<HashMap<String, Arc<DecodingKey>>>,
+    max_age: Duration,
+    keys: RwLock<KeySet>,
     /// Held for the whole of a fetch, so concurrent misses wait for one fetch.
     fetch: Mutex<FetchState>,
+}
+
+/// The keys of the last JWKS loaded, and when it was loaded.
+#[derive(Default)]
+struct KeySet {
+    by_kid: HashMap<String, Arc<DecodingKey>>,
+    loaded_at: Option<Instant>,
+}
+
+impl KeySet {
+    /// The key named `kid` while the set is younger than `max_age`.
+    fn fresh(&self, kid: &str, max_age: Duration) -> Option<Arc<DecodingKey>> {
+        let young = self.loaded_at.is_some_and(|t| t.elapsed() < max_age);
+        self.by_kid.get(kid).filter(|_| young).map(Arc::clone)
+    }
 }
 
 #[derive(Default)]
@@ -422,7 +451,7 @@ struct FetchState {
 }
 
 impl Jwks {
-    fn new(source: JwksSource, min_refresh: Duration) -> Result<Jwks, JwtError> {
+    fn new(source: JwksSource, min_refresh: Duration, max_age: Duration) -> Result<Jwks, JwtError> {
         let http = match &source {
             JwksSource::File(_) => None,
             JwksSource::Url(url) => {
@@ -441,26 +470,35 @@ impl Jwks {
             source,
             http,
             min_refresh,
-            keys: RwLock::new(HashMap::new()),
+            max_age,
+            keys: RwLock::new(KeySet::default()),
             fetch: Mutex::new(FetchState::default()),
         })
     }
 
-    /// The key named `kid`, refetching the JWKS if it is unknown and a fetch is due.
+    /// The key named `kid`, refetching the JWKS if it is unknown or too old and a fetch is
+    /// due. A key of a JWKS that is too old is still returned while no fetch succeeds.
     async fn key(&self, kid: &str) -> Result<Arc<DecodingKey>, JwtError> {
-        if let Some(key) = self.keys.read().await.get(kid) {
-            return Ok(Arc::clone(key));
+        if let Some(key) = self.keys.read().await.fresh(kid, self.max_age) {
+            return Ok(key);
         }
 
         let mut state = self.fetch.lock().await;
         // Another verification may have fetched while this one waited for the lock.
-        if let Some(key) = self.keys.read().await.get(kid) {
-            return Ok(Arc::clone(key));
-        }
-        let interval = if state.warm {
-            self.min_refresh
-        } else {
+        let stale = {
+            let keys = self.keys.read().await;
+            if let Some(key) = keys.fresh(kid, self.max_age) {
+                return Ok(key);
+            }
+            keys.by_kid.get(kid).map(Arc::clone)
+        };
+        let interval = if !state.warm {
             self.min_refresh.min(COLD_RETRY)
+        } else if stale.is_some() {
+            // Known but too old: due now, unless a refresh failed less than this ago.
+            self.min_refresh.min(self.max_age)
+        } else {
+            self.min_refresh
         };
         if state.last_attempt.is_none_or(|t| t.elapsed() >= interval) {
             state.last_attempt = Some(Instant::now());
@@ -469,17 +507,28 @@ impl Jwks {
                     tracing::info!(keys = keys.len(), "JWKS loaded");
                     state.warm = true;
                     state.last_error = None;
-                    *self.keys.write().await = keys;
-                    if let Some(key) = self.keys.read().await.get(kid) {
-                        return Ok(Arc::clone(key));
+                    let found = keys.get(kid).map(Arc::clone);
+                    *self.keys.write().await = KeySet {
+                        by_kid: keys,
+                        loaded_at: Some(Instant::now()),
+                    };
+                    if let Some(key) = found {
+                        return Ok(key);
                     }
                 }
                 Err(reason) => {
                     // A warm cache keeps its keys; this kid may be a new one we could not get.
                     state.last_error = Some(reason.clone());
+                    if let Some(key) = stale {
+                        tracing::warn!(%reason, "the JWKS could not be refreshed; using the cached keys");
+                        return Ok(key);
+                    }
                     return Err(JwtError::Unavailable(reason));
                 }
             }
+        } else if let Some(key) = stale {
+            // Too old, but the last refresh failed a moment ago: keep serving.
+            return Ok(key);
         } else if !state.warm {
             let reason = state
                 .last_error

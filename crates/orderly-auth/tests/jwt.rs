@@ -497,6 +497,70 @@ async fn a_failed_refetch_keeps_the_cached_keys() {
 }
 
 #[tokio::test]
+async fn a_key_withdrawn_from_the_jwks_stops_verifying_once_the_cache_is_old() {
+    let (_dir, path) = temp_jwks("jwks_ab.json");
+    let v = JwtVerifier::new(JwtConfig {
+        // No token names an unknown kid here, so only the age can trigger the refresh.
+        jwks_min_refresh: Duration::from_secs(3600),
+        jwks_max_age: Duration::from_secs(1),
+        ..cognito_config(JwksSource::File(path.clone()))
+    })
+    .expect("config");
+    let token_b = sign_rs("rsa_b.pem", KID_B, &access_claims(&[]));
+    v.verify(&token_a(&access_claims(&[])))
+        .await
+        .expect("key A");
+    v.verify(&token_b).await.expect("key B");
+
+    // Key A is withdrawn: until the cache is old it still verifies ...
+    std::fs::write(&path, read_fixture("jwks_b.json")).expect("withdraw key A");
+    v.verify(&token_a(&access_claims(&[])))
+        .await
+        .expect("key A from the young cache");
+    // ... and after that it does not, while key B does.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_invalid(
+        v.verify(&token_a(&access_claims(&[]))).await,
+        "unknown key id",
+    );
+    v.verify(&token_b).await.expect("key B after the refresh");
+}
+
+#[tokio::test]
+async fn an_old_cache_keeps_serving_while_the_jwks_cannot_be_fetched() {
+    let (_dir, path) = temp_jwks("jwks_a.json");
+    let v = JwtVerifier::new(JwtConfig {
+        jwks_min_refresh: Duration::from_secs(1),
+        jwks_max_age: Duration::from_millis(100),
+        ..cognito_config(JwksSource::File(path.clone()))
+    })
+    .expect("config");
+    v.verify(&token_a(&access_claims(&[]))).await.expect("warm");
+
+    std::fs::remove_file(&path).expect("the JWKS goes away");
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    // Old, and the refresh fails: key A is still honoured (an outage locks no one out) ...
+    v.verify(&token_a(&access_claims(&[])))
+        .await
+        .expect("key A while the refresh fails");
+    // ... also on the next call (an old cache is retried every jwks_max_age at most).
+    v.verify(&token_a(&access_claims(&["admin"])))
+        .await
+        .expect("key A again");
+    let token_b = sign_rs("rsa_b.pem", KID_B, &access_claims(&[]));
+    assert_invalid(v.verify(&token_b).await, "unknown key id");
+
+    // Once the JWKS is back, the next due refresh picks it up.
+    std::fs::write(&path, read_fixture("jwks_b.json")).expect("the JWKS is back, rotated");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    v.verify(&token_b).await.expect("key B after the refresh");
+    assert_invalid(
+        v.verify(&token_a(&access_claims(&[]))).await,
+        "unknown key id",
+    );
+}
+
+#[tokio::test]
 async fn an_unreadable_jwks_with_a_cold_cache_is_unavailable() {
     let v = JwtVerifier::new(cognito_config(JwksSource::File(fixture("no-such.json"))))
         .expect("config");
@@ -740,6 +804,10 @@ fn bad_configurations_are_refused() {
         leeway_secs: 1_000_000,
         ..cognito_config(JwksSource::File(fixture("jwks_a.json")))
     });
+    assert_config_error(JwtConfig {
+        jwks_max_age: Duration::ZERO,
+        ..cognito_config(JwksSource::File(fixture("jwks_a.json")))
+    });
     for ok in [
         "https://cognito-idp.eu-west-1.amazonaws.com/pool/.well-known/jwks.json",
         "http://127.0.0.1:9000/jwks.json",
@@ -757,6 +825,7 @@ fn defaults_are_cognito_shaped() {
     assert_eq!(d.admin_group, "admin");
     assert_eq!(d.leeway_secs, 30);
     assert_eq!(d.jwks_min_refresh, Duration::from_secs(60));
+    assert_eq!(d.jwks_max_age, Duration::from_secs(3600));
 }
 
 #[test]
