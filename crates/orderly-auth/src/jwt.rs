@@ -19,7 +19,7 @@
 //! one hour), so a key withdrawn from the JWKS stops verifying tokens within that time even
 //! when no token names a new `kid`. Until such a refresh succeeds the cached keys stay in use
 //! (a JWKS endpoint outage does not lock every user out), retried at most once per
-//! `jwks_min_refresh`.
+//! `jwks_min_refresh` (or per `jwks_max_age`, if that is shorter).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -444,8 +444,6 @@ impl KeySet {
 #[derive(Default)]
 struct FetchState {
     last_attempt: Option<Instant>,
-    /// A JWKS has been loaded at least once.
-    warm: bool,
     /// Why the last fetch failed, if it did.
     last_error: Option<String>,
 }
@@ -485,14 +483,18 @@ impl Jwks {
 
         let mut state = self.fetch.lock().await;
         // Another verification may have fetched while this one waited for the lock.
-        let stale = {
+        let (stale, warm) = {
             let keys = self.keys.read().await;
             if let Some(key) = keys.fresh(kid, self.max_age) {
                 return Ok(key);
             }
-            keys.by_kid.get(kid).map(Arc::clone)
+            // Warm: a JWKS has been loaded at least once.
+            (
+                keys.by_kid.get(kid).map(Arc::clone),
+                keys.loaded_at.is_some(),
+            )
         };
-        let interval = if !state.warm {
+        let interval = if !warm {
             self.min_refresh.min(COLD_RETRY)
         } else if stale.is_some() {
             // Known but too old: due now, unless a refresh failed less than this ago.
@@ -505,7 +507,6 @@ impl Jwks {
             match self.load().await {
                 Ok(keys) => {
                     tracing::info!(keys = keys.len(), "JWKS loaded");
-                    state.warm = true;
                     state.last_error = None;
                     let found = keys.get(kid).map(Arc::clone);
                     *self.keys.write().await = KeySet {
@@ -529,7 +530,7 @@ impl Jwks {
         } else if let Some(key) = stale {
             // Too old, but the last refresh failed a moment ago: keep serving.
             return Ok(key);
-        } else if !state.warm {
+        } else if !warm {
             let reason = state
                 .last_error
                 .clone()
