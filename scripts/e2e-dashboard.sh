@@ -2,10 +2,11 @@
 # End-to-end test of the dashboard (GET /) in headless Chromium:
 # - installs Debian's chromium and chromium-driver if /usr/bin/chromium is missing, and
 #   playwright-core (pinned by e2e/package-lock.json) with `npm ci` into
-#   ${ORDERLY_TOOLS_DIR:-$HOME/.cache/orderly}/e2e;
-# - builds the binary (debug) unless ORDERLY_BIN names one;
+#   ${ORDERLY_TOOLS_DIR:-$HOME/.cache/orderly}/e2e (scripts/tools.sh browser);
+# - builds the workspace's test binaries unless ORDERLY_BIN names an orderly binary;
 # - starts `orderly serve` on a free loopback port with a fresh data directory, payments
-#   declined over 50.00 and a mail server that refuses (so notifications dead-letter);
+#   declined over 50.00, a mail server that refuses (so notifications dead-letter) and
+#   outbound requests held to loopback (--egress loopback);
 # - runs the unit tests of the dashboard's metrics parsing (e2e/prom.test.mjs), then
 #   e2e/dashboard.test.mjs, which drives the page and saves target/e2e/dashboard.png.
 # Usage: scripts/e2e-dashboard.sh
@@ -20,47 +21,20 @@ die() {
 }
 
 # --- tools ------------------------------------------------------------------------------
+bash scripts/tools.sh browser
 chromium=/usr/bin/chromium
-if [ ! -x "$chromium" ]; then
-  say "installing Debian's chromium and chromium-driver"
-  if [ "$(id -u)" = 0 ]; then
-    sudo=()
-  elif command -v sudo > /dev/null 2>&1; then
-    sudo=(sudo)
-  else
-    die "/usr/bin/chromium is missing, this is not root and there is no sudo: install chromium and chromium-driver"
-  fi
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update \
-    || die "apt-get update failed"
-  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium chromium-driver \
-    || die "apt-get install chromium chromium-driver failed"
-  [ -x "$chromium" ] || die "chromium was installed but /usr/bin/chromium is missing"
-fi
 say "browser: $("$chromium" --version 2> /dev/null || echo "$chromium")"
-
-command -v node > /dev/null 2>&1 || die "Node.js 20 or later is needed (apt-get install nodejs npm)"
-command -v npm > /dev/null 2>&1 || die "npm is needed (apt-get install npm)"
 node_major="$(node -p 'process.versions.node.split(".")[0]')"
 [ "$node_major" -ge 20 ] || die "Node.js 20 or later is needed, this is $(node --version)"
-
 tools="${ORDERLY_TOOLS_DIR:-$HOME/.cache/orderly}/e2e"
-mkdir -p "$tools"
-if ! cmp -s e2e/package-lock.json "$tools/package-lock.json" \
-  || ! cmp -s e2e/package.json "$tools/package.json" \
-  || [ ! -f "$tools/node_modules/playwright-core/package.json" ]; then
-  say "installing playwright-core into $tools (npm ci)"
-  cp e2e/package.json e2e/package-lock.json "$tools/"
-  (cd "$tools" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --ignore-scripts --no-audit --no-fund) \
-    || die "npm ci in $tools failed"
-fi
 say "playwright-core $(node -p "require('$tools/node_modules/playwright-core/package.json').version")"
 
 # --- the server -------------------------------------------------------------------------
 if [ -n "${ORDERLY_BIN:-}" ]; then
   bin="$ORDERLY_BIN"
 else
-  say "building orderly (debug)"
-  cargo build -p orderly --locked
+  say "building the workspace's test binaries (cargo test --no-run), for its orderly"
+  cargo test --workspace --locked --no-run
   bin="${CARGO_TARGET_DIR:-$root/target}/debug/orderly"
 fi
 [ -x "$bin" ] || die "no orderly binary at $bin"
@@ -95,6 +69,7 @@ say "starting $bin serve on 127.0.0.1:$port (data in $data)"
   --payment-decline-over 50.00 \
   --smtp-url "smtp://127.0.0.1:$mail_port" \
   --visibility-timeout-secs 2 \
+  --egress loopback \
   --redelivery-base-ms 200 \
   --log-format json > "$log" 2>&1 &
 server_pid=$!

@@ -6,8 +6,14 @@
 # answer that breaks the document, a valid request refused, an invalid one accepted, ...).
 #
 # Usage: scripts/fuzz-api.sh
+# The server runs with `--egress loopback` under strace, and the run fails if the server
+# tried to connect anywhere but loopback, or to a DNS server at all: the fuzzer registers
+# webhooks for generated URLs (public addresses, names such as hooks.example.com), and none
+# of them may cause a packet, or a name lookup, off the machine.
+#
 # Environment:
-#   ORDERLY_BIN            a built `orderly` binary to test (default: build the debug one)
+#   ORDERLY_BIN            a built `orderly` binary to test (default: build the workspace's
+#                          test binaries, as scripts/test.sh does, and use its `orderly`)
 #   ORDERLY_TOOLS_DIR      where the schemathesis virtualenv is cached
 #                          (default: ~/.cache/orderly; the venv is <dir>/venv-fuzz)
 #   FUZZ_MAX_EXAMPLES      test cases per operation and phase (default 30)
@@ -18,28 +24,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SCHEMATHESIS_VERSION="4.32.5"
 TOOLS_DIR="${ORDERLY_TOOLS_DIR:-$HOME/.cache/orderly}"
 VENV="$TOOLS_DIR/venv-fuzz"
 MAX_EXAMPLES="${FUZZ_MAX_EXAMPLES:-30}"
 SEED="${FUZZ_SEED:-20261122}"
 PHASES="${FUZZ_PHASES:-examples,coverage,fuzzing,stateful}"
 
-stamp="$VENV/.orderly-schemathesis-$SCHEMATHESIS_VERSION"
-if [ ! -f "$stamp" ]; then
-  echo "== installing schemathesis $SCHEMATHESIS_VERSION into $VENV" >&2
-  python3 -m venv "$VENV" >&2
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check \
-    "schemathesis==$SCHEMATHESIS_VERSION" >&2
-  touch "$stamp"
-fi
+bash scripts/tools.sh fuzz strace
 
 if [ -n "${ORDERLY_BIN:-}" ]; then
   bin="$ORDERLY_BIN"
 else
-  echo "== cargo build -p orderly" >&2
-  cargo build -p orderly --locked >&2
-  bin="target/debug/orderly"
+  echo "== cargo test --workspace --no-run (the test build's orderly binary)" >&2
+  cargo test --workspace --locked --no-run >&2
+  bin="${CARGO_TARGET_DIR:-target}/debug/orderly"
 fi
 [ -x "$bin" ] || { echo "fuzz-api: $bin is not an executable" >&2; exit 1; }
 
@@ -48,6 +46,8 @@ report_dir="${FUZZ_REPORT_DIR:-$work/report}"
 server_pid=""
 cleanup() {
   if [ -n "$server_pid" ]; then
+    # server_pid is strace's; the server is its child.
+    pkill -TERM -P "$server_pid" 2>/dev/null || true
     kill "$server_pid" 2>/dev/null || true
     wait "$server_pid" 2>/dev/null || true
   fi
@@ -61,10 +61,14 @@ data="$work/data"
 log="$work/server.log"
 # The fuzzer sends requests as fast as one worker can: lift the per-credential rate limit
 # so that none of its answers is a 429 (rate limiting has tests of its own). Payments are
-# never declined by chance, so answers do not depend on luck.
-"$bin" serve --data-dir "$data" --addr "127.0.0.1:$port" --log-format json --log warn \
+# never declined by chance, so answers do not depend on luck. strace records every
+# connect() and sendto()/sendmsg() with an address the server (any of its threads) makes.
+trace="$work/connect.trace"
+strace -f -qq -e trace=connect,sendto,sendmsg,sendmmsg -e signal=none -o "$trace" \
+  "$bin" serve --data-dir "$data" --addr "127.0.0.1:$port" --log-format json --log warn \
   --rate-limit-rps 100000 --rate-limit-burst 100000 \
-  --payment-decline-percent 0 >"$log" 2>&1 &
+  --payment-decline-percent 0 --egress loopback \
+  --webhook-retry-base-ms 100 --webhook-timeout-ms 500 >"$log" 2>&1 &
 server_pid=$!
 
 echo "== waiting for $base/ready" >&2
@@ -114,6 +118,20 @@ status=0
 if ! kill -0 "$server_pid" 2>/dev/null; then
   echo "fuzz-api: the server died during the run; its log:" >&2
   cat "$log" >&2
+  status=1
+fi
+# Let queued webhook deliveries be attempted (and refused) before the trace is read.
+sleep 2
+refused="$(grep -c 'egress policy' "$log" || true)"
+# Every address the server tried to reach: IPv4 and IPv6, whatever the call.
+off_machine="$(grep -oE 'inet_addr\("[^"]+"\)|inet_pton\(AF_INET6, "[^"]+"' "$trace" |
+  grep -vE '"127\.[0-9.]+"|"::1"|"::ffff:127\.[0-9.]+"' || true)"
+# A name lookup shows as a packet to port 53 or a connection to the name service cache.
+dns="$(grep -E 'htons\(53\)|nscd' "$trace" || true)"
+echo "== egress: $refused webhook attempts refused by the policy; $(grep -cE 'connect\(' "$trace" || true) connect() calls traced, all to loopback and none for a name lookup: $([ -z "$off_machine$dns" ] && echo yes || echo NO)" >&2
+if [ -n "$off_machine" ] || [ -n "$dns" ]; then
+  echo "fuzz-api: the server tried to reach something off the machine:" >&2
+  { echo "$off_machine"; echo "$dns"; } | sort | uniq -c | head -n 20 >&2
   status=1
 fi
 if grep -q '"level":"ERROR"' "$log"; then

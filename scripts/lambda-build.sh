@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds the Lambda functions of apps/orderly-lambda as zips with cargo-lambda (installed
-# into the tools virtualenv by scripts/aws-tools.sh, with the Zig toolchain it links with):
+# into ${ORDERLY_TOOLS_DIR:-~/.cache/orderly}/venv-lambda by scripts/tools.sh, with the Zig
+# toolchain it links with):
 #   target/lambda/orderly-<function>/bootstrap.zip   for api, relay, worker, saga-step,
 #                                                    events and dlq-replay
 # Usage: scripts/lambda-build.sh [--arm64]
@@ -9,8 +10,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-tools="$(bash scripts/aws-tools.sh)"
-export PATH="$tools:$PATH"
+bash scripts/tools.sh lambda
+export PATH="${ORDERLY_TOOLS_DIR:-$HOME/.cache/orderly}/venv-lambda/bin:$PATH"
 arch=()
 if [ "${1:-}" = "--arm64" ]; then arch=(--arm64); fi
 cargo lambda build --release --locked --output-format zip -p orderly-lambda "${arch[@]}"

@@ -1,42 +1,107 @@
 #!/usr/bin/env bash
-# Runs every Orderly test: unit, property, contract and integration tests of all crates,
-# the AWS adapters, the Lambda handlers and `orderly serve --backend aws` against the moto
-# emulator, which this script installs (into a cached virtualenv, see scripts/aws-tools.sh),
-# starts on a free loopback port and stops again; fuzzes the API against openapi.json with
-# schemathesis (scripts/fuzz-api.sh); then builds the Lambda zips and checks the AWS stack.
+# Runs every Orderly test: the README's test command. Each stage says how long it took, and
+# a summary of all of them ends the output (also after a failure).
+#
+#   tools     installs, in the background while cargo builds, what the later stages use
+#             (scripts/tools.sh: moto, schemathesis, Chromium and playwright-core, strace,
+#             the stack checkers), each cached under ${ORDERLY_TOOLS_DIR:-~/.cache/orderly}
+#   build     the default binary (cargo build -p orderly: no AWS SDK), kept aside for the
+#             fuzz and dashboard stages; then cargo test --workspace --no-run: every test
+#             binary, one feature set for the whole workspace (the one `cargo test` and
+#             `cargo clippy --all-targets` use)
+#   moto      the AWS emulator on a free loopback port (stopped on exit)
+#   tests     cargo test --workspace -- --include-ignored: unit, property, contract and
+#             integration tests of every crate; the ignored ones are those that need moto
+#             (AWS adapters, Lambda handlers, Step Functions conformance, serve --backend aws)
+#             or the default binary (ORDERLY_DEFAULT_BIN)
+#   fuzz      schemathesis against openapi.json and the default binary
+#   dashboard the dashboard in headless Chromium
+#   stack     the AWS stack, offline (terraform fmt, checkov, statelint, stack vs code)
+#
+# Every server these stages start runs with `--egress loopback`: nothing leaves the machine.
+# The Lambda zips are built by CI after this script (scripts/lambda-build.sh), not here.
 # Usage: scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/stages.sh
+source scripts/stages.sh
 
-tools="$(bash scripts/aws-tools.sh)"
+export ORDERLY_TOOLS_DIR="${ORDERLY_TOOLS_DIR:-$HOME/.cache/orderly}"
+target="$(realpath -m "${CARGO_TARGET_DIR:-target}")"
+work="$(mktemp -d)"
+moto_pid=""
+tools_pid=""
+finish() {
+  local status=$?
+  [ -n "$tools_pid" ] && kill "$tools_pid" 2> /dev/null
+  if [ -n "$moto_pid" ]; then
+    kill "$moto_pid" 2> /dev/null || true
+    wait "$moto_pid" 2> /dev/null || true
+  fi
+  rm -rf "$work"
+  stages_summary
+  exit "$status"
+}
+trap finish EXIT
+
+# --- tools, in the background ------------------------------------------------------------
+echo "== tools: installing in the background (log in $work/tools.log)"
+(
+  t0=$SECONDS
+  bash scripts/tools.sh moto fuzz browser strace stack
+  echo $((SECONDS - t0)) > "$work/tools.secs"
+) > "$work/tools.log" 2>&1 &
+tools_pid=$!
+
+# The default binary first (what `cargo run -p orderly` builds: no AWS SDK), kept aside:
+# the fuzz and dashboard stages run it, and a test checks that it refuses --backend aws.
+# Then every test binary, whose build of `orderly` (same path) has the `aws` feature.
+build_default() {
+  cargo build -p orderly --locked
+  mkdir -p "$target/orderly-default"
+  cp "$target/debug/orderly" "$target/orderly-default/orderly"
+}
+stage "build: the default orderly binary (cargo build -p orderly)" build_default
+stage "build: every test binary (cargo test --workspace --no-run)" cargo test --workspace --locked --no-run
+export ORDERLY_DEFAULT_BIN="$target/orderly-default/orderly"
+
+t0=$SECONDS
+if ! wait "$tools_pid"; then
+  tools_pid=""
+  cat "$work/tools.log" >&2
+  stage_record "tools (in the background)" $((SECONDS - t0)) "FAILED"
+  exit 1
+fi
+tools_pid=""
+cat "$work/tools.log"
+stage_record "tools (in the background; waited $((SECONDS - t0)) s after the build)" \
+  "$(cat "$work/tools.secs")" "ok"
+
+# --- moto --------------------------------------------------------------------------------
+t0=$SECONDS
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-log="$(mktemp)"
 # DynamoDB requests one at a time: see scripts/moto_serial.py for why.
-"$tools/python" scripts/moto_serial.py 127.0.0.1 "$port" > "$log" 2>&1 &
+"$ORDERLY_TOOLS_DIR/venv-moto/bin/python" scripts/moto_serial.py 127.0.0.1 "$port" > "$work/moto.log" 2>&1 &
 moto_pid=$!
-trap 'kill "$moto_pid" 2>/dev/null || true; wait "$moto_pid" 2>/dev/null || true; rm -f "$log"' EXIT
-for _ in $(seq 1 100); do
+for _ in $(seq 1 150); do
   if curl -s -o /dev/null "http://127.0.0.1:$port/moto-api/"; then break; fi
-  if ! kill -0 "$moto_pid" 2>/dev/null; then cat "$log" >&2; echo "moto failed to start" >&2; exit 1; fi
+  if ! kill -0 "$moto_pid" 2> /dev/null; then
+    cat "$work/moto.log" >&2
+    echo "moto failed to start" >&2
+    exit 1
+  fi
   sleep 0.2
 done
+curl -s -o /dev/null "http://127.0.0.1:$port/moto-api/" || { cat "$work/moto.log" >&2; echo "moto did not answer" >&2; exit 1; }
 export ORDERLY_TEST_AWS_ENDPOINT="http://127.0.0.1:$port"
 export MOTO_PORT="$port"
+stage_record "moto on 127.0.0.1:$port" $((SECONDS - t0)) "ok"
 
-# Each stage's heading shows the disk left: the builds below need several gigabytes.
-stage() { echo "== $1 ($(df -h . | awk 'NR==2 {print $4}') free)"; }
-
-stage "workspace tests (the Lambda handlers run against moto)"
-cargo test --workspace --exclude orderly-aws --all-targets --locked
-stage "AWS adapters, every feature, against moto"
-cargo test -p orderly-aws --all-features --all-targets --locked
-stage "the API fuzzed against openapi.json (schemathesis, every check)"
-bash scripts/fuzz-api.sh
-stage "the dashboard in headless Chromium (scripts/e2e-dashboard.sh)"
-bash scripts/e2e-dashboard.sh
-stage "orderly serve --backend aws against moto"
-cargo test -p orderly --features aws --test aws --locked
-stage "Lambda zips"
-bash scripts/lambda-build.sh
-stage "the AWS stack, offline (terraform fmt, checkov, statelint, stack vs code manifest)"
-bash deploy/checks/run.sh --require-zips target/lambda
+# --- the stages --------------------------------------------------------------------------
+stage "tests: cargo test --workspace -- --include-ignored" \
+  cargo test --workspace --locked -- --include-ignored
+stage "fuzz: schemathesis against openapi.json" \
+  env ORDERLY_BIN="$ORDERLY_DEFAULT_BIN" bash scripts/fuzz-api.sh
+stage "dashboard: headless Chromium" \
+  env ORDERLY_BIN="$ORDERLY_DEFAULT_BIN" bash scripts/e2e-dashboard.sh
+stage "stack: the AWS stack, offline" bash deploy/checks/run.sh

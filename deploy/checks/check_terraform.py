@@ -34,7 +34,8 @@ try:
 except ImportError:  # pragma: no cover - environment problem, not a check failure
     sys.exit(
         "check_terraform.py needs python-hcl2 8.x: run it with the tools venv "
-        '("$(bash scripts/aws-tools.sh)/python" deploy/checks/check_terraform.py)'
+        "(bash scripts/tools.sh stack; ~/.cache/orderly/venv-stack/bin/python "
+        "deploy/checks/check_terraform.py)"
     )
 
 REPO = Path(__file__).resolve().parents[2]

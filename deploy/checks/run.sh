@@ -15,7 +15,9 @@ export PYTHONDONTWRITEBYTECODE=1
 cd "$(dirname "$0")/../.."
 
 TF_DIR=deploy/terraform
-BIN="$(bash scripts/aws-tools.sh)" || { echo "aws-tools.sh failed" >&2; exit 1; }
+bash scripts/tools.sh stack || { echo "scripts/tools.sh stack failed" >&2; exit 1; }
+TOOLS="${ORDERLY_TOOLS_DIR:-$HOME/.cache/orderly}"
+BIN="$TOOLS/venv-stack/bin"
 tfrc="$(mktemp)"
 export TF_CLI_CONFIG_FILE="$tfrc"  # no ~/.terraformrc here; an empty one keeps terraform quiet
 scratch=""
@@ -49,7 +51,7 @@ validate() {
 }
 
 step "terraform fmt" terraform fmt -check -recursive "$TF_DIR"
-step "checkov" "$BIN/checkov" --skip-download -d "$TF_DIR" --compact --quiet
+step "checkov" "$TOOLS/venv-checkov/bin/checkov" --skip-download -d "$TF_DIR" --compact --quiet
 step "statelint" "$BIN/statelint" "$TF_DIR/saga.asl.json"
 step "check_terraform.py" "$BIN/python" deploy/checks/check_terraform.py "$@"
 step "check_terraform.py --self-test" "$BIN/python" deploy/checks/check_terraform.py --self-test

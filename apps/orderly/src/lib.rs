@@ -23,6 +23,7 @@ use orderly_auth::Role;
 use orderly_auth::jwt::{JwtConfig, JwtVerifier};
 use orderly_auth::keys::KeyService;
 use orderly_auth::limit::RateLimitConfig;
+use orderly_core::egress::{EgressMode, EgressPolicy};
 use orderly_core::payment::{PaymentSimulator, SimulatorConfig};
 use orderly_core::ports::{Clock, EventBus, Notifier, SeedMode, SeedOutcome, SystemClock};
 use orderly_core::saga::{SagaDef, SagaSettings};
@@ -47,7 +48,11 @@ pub struct ProcessingConfig {
     /// `None`: notifications are recorded and logged only.
     pub smtp_url: Option<String>,
     pub smtp_from: String,
-    /// Webhook delivery: attempts, backoff, timeout (embedded backend only).
+    /// Where outbound requests may go: webhook deliveries always; in loopback mode also
+    /// the configured endpoints (mail server, alarm webhook, JWKS), checked at start.
+    pub egress: EgressPolicy,
+    /// Webhook delivery: attempts, backoff, timeout (embedded backend only). Its `egress`
+    /// is replaced by the one above.
     pub webhooks: orderly_worker::webhooks::WebhookConfig,
 }
 
@@ -61,6 +66,7 @@ impl Default for ProcessingConfig {
             redelivery_base: Duration::from_secs(1),
             smtp_url: None,
             smtp_from: "Orderly <orderly@localhost>".into(),
+            egress: EgressPolicy::default(),
             webhooks: orderly_worker::webhooks::WebhookConfig::default(),
         }
     }
@@ -165,9 +171,11 @@ pub fn build_worker(
     // Webhooks run where the backend stores them (the embedded one); its bus feeds the
     // `webhooks` subscription (`local_routes`).
     if app.webhooks().is_some() {
-        return worker
-            .with_webhooks(p.webhooks.clone())
-            .map_err(anyhow::Error::msg);
+        let webhooks = orderly_worker::webhooks::WebhookConfig {
+            egress: p.egress.clone(),
+            ..p.webhooks.clone()
+        };
+        return worker.with_webhooks(webhooks).map_err(anyhow::Error::msg);
     }
     Ok(worker)
 }
@@ -310,8 +318,54 @@ pub async fn open_backend(cfg: &ServeConfig) -> anyhow::Result<Opened> {
     }
 }
 
+/// Under [`EgressMode::Loopback`], every endpoint the configuration names (mail server,
+/// alarm webhook, JWKS URL) must be on loopback: a test or development server sends
+/// nothing off the machine. Under [`EgressMode::Public`] they are the operator's choice.
+pub fn check_configured_egress(cfg: &ServeConfig) -> anyhow::Result<()> {
+    let policy = &cfg.processing.egress;
+    if policy.mode != EgressMode::Loopback {
+        return Ok(());
+    }
+    let mut endpoints: Vec<(&str, &str)> = Vec::new();
+    if let Some(u) = &cfg.processing.smtp_url {
+        endpoints.push(("--smtp-url", u));
+    }
+    if let Some(u) = &cfg.ops.alarm_webhook {
+        endpoints.push(("--alarm-webhook-url", u));
+    }
+    if let Some(orderly_auth::jwt::JwtConfig {
+        jwks: Some(orderly_auth::jwt::JwksSource::Url(u)),
+        ..
+    }) = &cfg.auth.jwt
+    {
+        endpoints.push(("--jwt-jwks-url", u));
+    }
+    for (flag, url) in endpoints {
+        let host =
+            url_host(url).with_context(|| format!("{flag}: cannot read the host of {url:?}"))?;
+        policy
+            .check_host(&host)
+            .map_err(|e| anyhow::anyhow!("{flag}: {e} (--egress loopback)"))?;
+    }
+    Ok(())
+}
+
+/// The host of `scheme://[user@]host[:port]/...`, bracketed IPv6 literals unwrapped.
+fn url_host(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = host_port.strip_prefix('[') {
+        v6.split_once(']')?.0
+    } else {
+        host_port.split(':').next()?
+    };
+    (!host.is_empty()).then(|| host.to_owned())
+}
+
 /// Binds, opens the store and starts serving (and processing) in the background.
 pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
+    check_configured_egress(&cfg)?;
     #[cfg_attr(not(feature = "aws"), allow(unused_mut))]
     let mut opened = open_backend(&cfg).await?;
     let app = opened.app.clone();
@@ -348,6 +402,7 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
         process_ops.clone(),
         app.clone(),
         cfg.ops.clone(),
+        cfg.processing.egress.clone(),
         channels,
         stop.subscribe(),
     ));
@@ -583,4 +638,47 @@ pub fn init_logging(format: LogFormat, filter: &str) {
             .try_init(),
         LogFormat::Pretty => builder.try_init(),
     };
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_hosts() {
+        assert_eq!(
+            url_host("smtp://127.0.0.1:2525").as_deref(),
+            Some("127.0.0.1")
+        );
+        assert_eq!(
+            url_host("smtps://u:p@mail.example.com").as_deref(),
+            Some("mail.example.com")
+        );
+        assert_eq!(url_host("http://[::1]:9/x?y").as_deref(), Some("::1"));
+        assert_eq!(
+            url_host("http://localhost/jwks.json").as_deref(),
+            Some("localhost")
+        );
+        assert_eq!(url_host("nonsense"), None);
+        assert_eq!(url_host("http:///x"), None);
+    }
+
+    #[test]
+    fn loopback_egress_refuses_configured_endpoints_off_the_machine() {
+        let mut cfg = ServeConfig::new(PathBuf::from("/nonexistent"));
+        cfg.processing.egress = EgressPolicy::loopback();
+        cfg.processing.smtp_url = Some("smtp://127.0.0.1:2525".into());
+        cfg.ops.alarm_webhook = Some("http://localhost:9/alarms".into());
+        assert!(check_configured_egress(&cfg).is_ok());
+        cfg.ops.alarm_webhook = Some("https://alerts.example.com/x".into());
+        let e = check_configured_egress(&cfg).unwrap_err().to_string();
+        assert!(e.contains("--alarm-webhook-url"), "{e}");
+        cfg.ops.alarm_webhook = None;
+        cfg.processing.smtp_url = Some("smtp://10.0.0.5:25".into());
+        assert!(check_configured_egress(&cfg).is_err());
+        // Public mode leaves configured endpoints to the operator.
+        cfg.processing.egress = EgressPolicy::default();
+        assert!(check_configured_egress(&cfg).is_ok());
+    }
 }

@@ -157,6 +157,18 @@ struct Processing {
     #[arg(long, env = "ORDERLY_WEBHOOK_TIMEOUT_MS", default_value_t = 5000,
           value_parser = clap::value_parser!(u64).range(100..=60_000))]
     webhook_timeout_ms: u64,
+    /// Where the server's outbound requests may go. `public`: webhooks reach public
+    /// addresses only (checked on the resolved address when delivering), except the hosts of
+    /// --egress-allow-hosts. `loopback`: webhooks, the alarm webhook, the mail server and
+    /// the JWKS must all be on loopback, and no name but `localhost` is looked up (tests,
+    /// development).
+    #[arg(long, env = "ORDERLY_EGRESS", default_value = "public",
+          value_parser = clap::value_parser!(orderly_core::egress::EgressMode))]
+    egress: orderly_core::egress::EgressMode,
+    /// Hosts (names or IP addresses, comma-separated) webhooks may reach whatever their
+    /// address, e.g. an internal receiver on a private network (with --egress public).
+    #[arg(long, env = "ORDERLY_EGRESS_ALLOW_HOSTS", value_delimiter = ',')]
+    egress_allow_hosts: Vec<String>,
 }
 
 impl Store {
@@ -225,6 +237,8 @@ impl Processing {
             redelivery_base: Duration::from_millis(self.redelivery_base_ms),
             smtp_url: self.smtp_url,
             smtp_from: self.smtp_from,
+            egress: orderly_core::egress::EgressPolicy::new(self.egress, &self.egress_allow_hosts)
+                .map_err(|e| anyhow::anyhow!("--egress-allow-hosts: {e}"))?,
             webhooks: orderly_worker::webhooks::WebhookConfig {
                 attempts: self.webhook_attempts,
                 retry_base: Duration::from_millis(self.webhook_retry_base_ms),

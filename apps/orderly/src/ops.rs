@@ -232,13 +232,19 @@ pub async fn run(
     ops: Arc<ProcessOps>,
     app: Orderly,
     cfg: OpsConfig,
+    egress: orderly_core::egress::EgressPolicy,
     channels: AlarmChannels,
     mut stop: watch::Receiver<bool>,
 ) {
-    let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(5))
-        .build()
-        .ok();
+    // The alarm webhook is the operator's own endpoint: held to the policy only in
+    // loopback mode (where `start` has already checked it is on loopback).
+    let builder = match egress.mode {
+        orderly_core::egress::EgressMode::Loopback => {
+            orderly_worker::egress::client_builder(Arc::new(egress))
+        }
+        orderly_core::egress::EgressMode::Public => reqwest::Client::builder(),
+    };
+    let client = builder.timeout(Duration::from_secs(5)).build().ok();
     let mut tick = tokio::time::interval(cfg.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {

@@ -20,6 +20,7 @@
 pub mod access;
 pub mod alarms;
 pub mod cursor;
+pub mod egress;
 pub mod error;
 pub mod events;
 pub mod idempotency;

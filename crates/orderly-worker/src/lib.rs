@@ -13,6 +13,7 @@
 //! through the ports, so it runs unchanged on any adapter.
 
 pub mod bus;
+pub mod egress;
 pub mod engine;
 pub mod notify;
 pub mod webhooks;

@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use hmac::{Hmac, Mac};
 use orderly_core::Orderly;
+use orderly_core::egress::EgressPolicy;
 use orderly_core::metrics::WEBHOOK_DELIVERIES;
 use orderly_core::ports::{Message, NackOutcome, Queue};
 use orderly_core::webhooks::{
@@ -56,6 +57,8 @@ pub struct WebhookConfig {
     pub timeout: Duration,
     /// Deliveries made at once.
     pub consumers: usize,
+    /// Where deliveries may go (checked on the address connected to, at delivery time).
+    pub egress: EgressPolicy,
 }
 
 impl Default for WebhookConfig {
@@ -66,6 +69,7 @@ impl Default for WebhookConfig {
             retry_cap: Duration::from_secs(3600),
             timeout: Duration::from_secs(5),
             consumers: 2,
+            egress: EgressPolicy::default(),
         }
     }
 }
@@ -129,6 +133,22 @@ impl std::fmt::Debug for Deliverer {
     }
 }
 
+/// An error and its sources, `: `-separated (reqwest's own message is generic; the
+/// cause, e.g. a refused connection or the egress policy, is in the chain).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let more = s.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = s.source();
+    }
+    text
+}
+
 fn store_failure(e: StoreError) -> Settle {
     Settle::Nack {
         error: e.to_string(),
@@ -155,7 +175,7 @@ impl Deliverer {
             .webhooks()
             .cloned()
             .ok_or("this backend keeps no webhooks")?;
-        let client = reqwest::Client::builder()
+        let client = crate::egress::client_builder(Arc::new(cfg.egress.clone()))
             .timeout(cfg.timeout)
             .connect_timeout(cfg.timeout)
             .redirect(reqwest::redirect::Policy::none())
@@ -176,6 +196,13 @@ impl Deliverer {
 
     /// POSTs `body` to the endpoint, signed.
     async fn post(&self, ep: &WebhookEndpoint, m: &DeliveryMessage, attempt: u32) -> Answer {
+        if let Err(e) = crate::egress::check_url(&self.cfg.egress, &ep.url) {
+            return Answer {
+                delivered: false,
+                status: None,
+                error: Some(format!("refused by the egress policy: {e}")),
+            };
+        }
         let body = m.event.to_string();
         let timestamp = self.app.ports().clock.now().millis().div_euclid(1000);
         let signed = match signature(&ep.secret, timestamp, &body) {
@@ -221,7 +248,7 @@ impl Deliverer {
             Err(e) => Answer {
                 delivered: false,
                 status: None,
-                error: Some(format!("request failed: {}", e.without_url())),
+                error: Some(format!("request failed: {}", error_chain(&e.without_url()))),
             },
         }
     }

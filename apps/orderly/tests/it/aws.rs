@@ -6,7 +6,7 @@
 #![cfg(feature = "aws")]
 #![allow(clippy::unwrap_used, clippy::expect_used)] // tests fail loudly by design
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -104,6 +104,7 @@ async fn count_items(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs the moto emulator: scripts/test.sh starts it and runs ignored tests"]
 async fn orders_reach_a_terminal_status_with_every_record_in_dynamodb() {
     let (mut app, tables, _dir) = spawn_aws().await;
     let r = app

@@ -17,6 +17,8 @@ const BIN: &str = env!("CARGO_BIN_EXE_orderly");
 
 fn serve(dir: &std::path::Path, extra: &[&str]) -> (Child, String) {
     let mut child = Command::new(BIN)
+        // Outbound requests to loopback only, as for every test server.
+        .env("ORDERLY_EGRESS", "loopback")
         .args([
             "serve",
             "--addr",

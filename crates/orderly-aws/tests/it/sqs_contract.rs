@@ -81,6 +81,7 @@ async fn attribute(client: &Client, url: &str, name: QueueAttributeName) -> Stri
 }
 
 #[tokio::test]
+#[ignore = "needs the moto emulator: scripts/test.sh starts it and runs ignored tests"]
 async fn sqs_queue_realtime() {
     // moto accepts every receipt handle a message ever had, so a stale ack deletes the
     // newer delivery there; real SQS honours only the latest receipt handle.
@@ -92,6 +93,7 @@ async fn sqs_queue_realtime() {
 }
 
 #[tokio::test]
+#[ignore = "needs the moto emulator: scripts/test.sh starts it and runs ignored tests"]
 async fn create_queues_sets_dlq_retention_redrive_and_is_idempotent() {
     let client = client().await;
     let prefix = prefix();
@@ -147,6 +149,7 @@ async fn create_queues_sets_dlq_retention_redrive_and_is_idempotent() {
 }
 
 #[tokio::test]
+#[ignore = "needs the moto emulator: scripts/test.sh starts it and runs ignored tests"]
 async fn sqs_redrive_moves_a_message_after_three_receives() {
     // Plain SDK calls: the safety net is SQS's own, whatever the adapter does.
     let client = client().await;
@@ -201,6 +204,7 @@ async fn sqs_redrive_moves_a_message_after_three_receives() {
 }
 
 #[tokio::test]
+#[ignore = "needs the moto emulator: scripts/test.sh starts it and runs ignored tests"]
 async fn without_redrive_the_adapter_dead_letters_over_received_messages() {
     let client = client().await;
     let prefix = prefix();
@@ -242,6 +246,7 @@ async fn without_redrive_the_adapter_dead_letters_over_received_messages() {
 }
 
 #[tokio::test]
+#[ignore = "needs the moto emulator: scripts/test.sh starts it and runs ignored tests"]
 async fn a_last_nack_through_another_instance_is_left_to_the_redrive() {
     let (first, prefix) = fresh_with_prefix().await;
     first
@@ -288,6 +293,7 @@ async fn a_last_nack_through_another_instance_is_left_to_the_redrive() {
 }
 
 #[tokio::test]
+#[ignore = "needs the moto emulator: scripts/test.sh starts it and runs ignored tests"]
 async fn a_long_poll_outlasts_the_sdk_operation_timeout() {
     // sdk_config sets a 10 s operation timeout; a 12 s long poll must not trip it.
     let q = fresh().await;

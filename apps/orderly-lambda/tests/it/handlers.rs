@@ -439,6 +439,7 @@ async fn order_count(env: &Env) -> i32 {
 }
 
 #[tokio::test]
+#[ignore = "needs the moto emulator: scripts/test.sh starts it and runs ignored tests"]
 async fn api_trusts_the_authorizer_context_and_confines_customers() {
     let env = Env::new().await;
     let alice = json!({"sub": "alice-sub", "cognito:groups": "customers", "token_use": "id"});
@@ -518,6 +519,7 @@ fn the_api_function_starts_only_behind_an_authorizer() {
 }
 
 #[tokio::test]
+#[ignore = "needs the moto emulator: scripts/test.sh starts it and runs ignored tests"]
 async fn api_places_an_order_once_per_idempotency_key() {
     let env = Env::new().await;
     let post = |key: &str, body: &str| {
@@ -702,6 +704,7 @@ fn order_ids(messages: &[Value]) -> Vec<String> {
 }
 
 #[tokio::test]
+#[ignore = "needs the moto emulator: scripts/test.sh starts it and runs ignored tests"]
 async fn relay_queues_processing_and_publishes_events_from_the_streams() {
     let env = Env::new().await;
     // One order through the saga (its events reach OrderPlaced), one cancelled.
@@ -885,6 +888,7 @@ fn sqs_record(env: &Env, message_id: &str, body: &str, receive_count: u32) -> Va
 }
 
 #[tokio::test]
+#[ignore = "needs the moto emulator: scripts/test.sh starts it and runs ignored tests"]
 async fn worker_starts_one_saga_per_order_and_reports_poison_messages() {
     let env = Env::new().await;
     let pending = env.place(order_of("PROD-002", 1)).await;
@@ -1034,6 +1038,7 @@ fn count(timeline: &[EventType], kind: EventType) -> usize {
 }
 
 #[tokio::test]
+#[ignore = "needs the moto emulator: scripts/test.sh starts it and runs ignored tests"]
 async fn saga_step_runs_each_action_once_and_names_its_failures() {
     let env = Env::new().await;
 
@@ -1187,6 +1192,7 @@ fn eventbridge_event(e: &DomainEvent) -> Value {
 }
 
 #[tokio::test]
+#[ignore = "needs the moto emulator: scripts/test.sh starts it and runs ignored tests"]
 async fn events_fulfil_and_notify_once_per_event() {
     let env = Env::new().await;
     let id = env
@@ -1261,6 +1267,7 @@ async fn events_fulfil_and_notify_once_per_event() {
 // ----- dlq-replay -------------------------------------------------------------------------
 
 #[tokio::test]
+#[ignore = "needs the moto emulator: scripts/test.sh starts it and runs ignored tests"]
 async fn dlq_replay_moves_dead_letters_back() {
     let env = Env::new().await;
     let id = env.place(order_of("PROD-001", 1)).await;

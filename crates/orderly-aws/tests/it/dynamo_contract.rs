@@ -38,46 +38,55 @@ async fn fresh() -> DynamoStore {
 }
 
 #[tokio::test]
+#[ignore = "needs the moto emulator: scripts/test.sh starts it and runs ignored tests"]
 async fn dynamodb_order_store() {
     order_store_contract(fresh).await;
 }
 
 #[tokio::test]
+#[ignore = "needs the moto emulator: scripts/test.sh starts it and runs ignored tests"]
 async fn dynamodb_inventory() {
     inventory_contract(fresh).await;
 }
 
 #[tokio::test]
+#[ignore = "needs the moto emulator: scripts/test.sh starts it and runs ignored tests"]
 async fn dynamodb_idempotency() {
     idempotency_contract(fresh).await;
 }
 
 #[tokio::test]
+#[ignore = "needs the moto emulator: scripts/test.sh starts it and runs ignored tests"]
 async fn dynamodb_reservations() {
     reservations_contract(fresh).await;
 }
 
 #[tokio::test]
+#[ignore = "needs the moto emulator: scripts/test.sh starts it and runs ignored tests"]
 async fn dynamodb_payment_ledger() {
     payment_ledger_contract(fresh).await;
 }
 
 #[tokio::test]
+#[ignore = "needs the moto emulator: scripts/test.sh starts it and runs ignored tests"]
 async fn dynamodb_saga_log() {
     saga_log_contract(fresh).await;
 }
 
 #[tokio::test]
+#[ignore = "needs the moto emulator: scripts/test.sh starts it and runs ignored tests"]
 async fn dynamodb_notification_log() {
     notification_log_contract(fresh).await;
 }
 
 #[tokio::test]
+#[ignore = "needs the moto emulator: scripts/test.sh starts it and runs ignored tests"]
 async fn dynamodb_api_keys() {
     orderly_testkit::api_keys_contract(fresh).await;
 }
 
 #[tokio::test]
+#[ignore = "needs the moto emulator: scripts/test.sh starts it and runs ignored tests"]
 async fn twenty_concurrent_orders_for_the_last_unit_exactly_one_reserves() {
     use orderly_core::ports::{Inventory, OrderStore, Reservations, ReserveOutcome};
     use orderly_core::{DomainEvent, EventType, Money, OrderItem, Qty};

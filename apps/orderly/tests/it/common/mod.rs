@@ -29,6 +29,9 @@ pub fn config(data_dir: &Path) -> ServeConfig {
     // The suites send hundreds of requests a second with one key; the rate-limit tests
     // set their own limits.
     cfg.auth.rate_limit = orderly_auth::limit::RateLimitConfig::disabled();
+    // Nothing a test server does may leave the machine: webhooks, mail and alarms go to
+    // loopback only, and no name but `localhost` is looked up.
+    cfg.processing.egress = orderly_core::egress::EgressPolicy::loopback();
     cfg
 }
 

@@ -98,6 +98,7 @@ fn event(id: OrderId, kind: EventType) -> DomainEvent {
 }
 
 #[tokio::test]
+#[ignore = "needs the moto emulator: scripts/test.sh starts it and runs ignored tests"]
 async fn eventbridge_routes_matching_events_to_their_target() {
     let cfg = config().await;
     let eb = aws_sdk_eventbridge::Client::new(&cfg);
@@ -163,6 +164,7 @@ async fn eventbridge_routes_matching_events_to_their_target() {
 }
 
 #[tokio::test]
+#[ignore = "needs the moto emulator: scripts/test.sh starts it and runs ignored tests"]
 async fn sns_notifier_publishes_the_mail_with_its_recipient() {
     let cfg = config().await;
     let sns = aws_sdk_sns::Client::new(&cfg);

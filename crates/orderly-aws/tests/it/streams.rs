@@ -158,6 +158,7 @@ async fn drain(queue: &MemoryStore) -> Vec<OrderId> {
 }
 
 #[tokio::test]
+#[ignore = "needs the moto emulator: scripts/test.sh starts it and runs ignored tests"]
 async fn stream_outbox_contract() {
     outbox_contract(|| async {
         let (store, streams) = fresh().await;
@@ -170,6 +171,7 @@ async fn stream_outbox_contract() {
 }
 
 #[tokio::test]
+#[ignore = "needs the moto emulator: scripts/test.sh starts it and runs ignored tests"]
 async fn the_outbox_waits_for_an_event() {
     let (store, streams) = fresh().await;
     let outbox = StreamOutbox::new(StreamReader::events(&store, streams));
@@ -199,6 +201,7 @@ async fn the_outbox_waits_for_an_event() {
 }
 
 #[tokio::test]
+#[ignore = "needs the moto emulator: scripts/test.sh starts it and runs ignored tests"]
 async fn a_waiting_outbox_sees_events_recorded_after_a_cancelled_transaction() {
     let (store, streams) = fresh().await;
     let outbox = StreamOutbox::new(StreamReader::events(&store, streams));
@@ -236,6 +239,7 @@ async fn a_waiting_outbox_sees_events_recorded_after_a_cancelled_transaction() {
 }
 
 #[tokio::test]
+#[ignore = "needs the moto emulator: scripts/test.sh starts it and runs ignored tests"]
 async fn relay_queues_created_orders_and_enqueueing_changes_only() {
     let (store, streams) = fresh().await;
     let reader = StreamReader::orders(&store, streams);
@@ -381,6 +385,7 @@ impl Queue for FailingOnce {
 }
 
 #[tokio::test]
+#[ignore = "needs the moto emulator: scripts/test.sh starts it and runs ignored tests"]
 async fn a_failed_send_is_relayed_again_and_what_was_sent_is_not() {
     let (store, streams) = fresh().await;
     let reader = StreamReader::orders(&store, streams);
@@ -408,6 +413,7 @@ async fn a_failed_send_is_relayed_again_and_what_was_sent_is_not() {
 }
 
 #[tokio::test]
+#[ignore = "needs the moto emulator: scripts/test.sh starts it and runs ignored tests"]
 async fn relay_passes_respect_the_batch_size() {
     let (store, streams) = fresh().await;
     let reader = StreamReader::orders(&store, streams);
@@ -445,6 +451,7 @@ async fn relay_passes_respect_the_batch_size() {
 }
 
 #[tokio::test]
+#[ignore = "needs the moto emulator: scripts/test.sh starts it and runs ignored tests"]
 async fn a_restarted_reader_resumes_from_its_checkpoint() {
     let (store, streams) = fresh().await;
     let orders: Vec<Order> = (0..3).map(|i| order("u", i)).collect();
@@ -516,6 +523,7 @@ async fn a_restarted_reader_resumes_from_its_checkpoint() {
 }
 
 #[tokio::test]
+#[ignore = "needs the moto emulator: scripts/test.sh starts it and runs ignored tests"]
 async fn the_relay_loop_runs_until_shutdown() {
     let (store, streams) = fresh().await;
     let queue = Arc::new(MemoryStore::new());
@@ -651,6 +659,7 @@ async fn raw_records(
 }
 
 #[tokio::test]
+#[ignore = "needs the moto emulator: scripts/test.sh starts it and runs ignored tests"]
 async fn lambda_event_records_read_like_the_streams_api() {
     let (store, streams) = fresh().await;
     let a = order("u", 0);
@@ -921,6 +930,7 @@ async fn serve(fake: Arc<std::sync::Mutex<FakeStreams>>) -> String {
 }
 
 #[tokio::test]
+#[ignore = "needs the moto emulator: scripts/test.sh starts it and runs ignored tests"]
 async fn children_are_read_after_their_parents_and_finished_shards_are_skipped() {
     let (store, _) = fresh().await;
     let ids: Vec<OrderId> = (0..5).map(|i| order("u", i).order_id).collect();
@@ -1035,6 +1045,7 @@ async fn children_are_read_after_their_parents_and_finished_shards_are_skipped()
 }
 
 #[tokio::test]
+#[ignore = "needs the moto emulator: scripts/test.sh starts it and runs ignored tests"]
 async fn a_parent_that_ends_with_nothing_new_is_finished_at_once() {
     let (store, _) = fresh().await;
     let ids: Vec<OrderId> = (0..3).map(|i| order("u", i).order_id).collect();

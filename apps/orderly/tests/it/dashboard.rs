@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-mod common;
+use crate::common;
 
 use common::spawn_api_only;
 use orderly_http::dashboard::DASHBOARD_CSP;

@@ -166,26 +166,31 @@ const CONFIRM_FAILS: Scenario = Scenario {
 };
 
 #[tokio::test]
+#[ignore = "needs the moto emulator: scripts/test.sh starts it and runs ignored tests"]
 async fn happy_path() {
     conformance(&HAPPY).await;
 }
 
 #[tokio::test]
+#[ignore = "needs the moto emulator: scripts/test.sh starts it and runs ignored tests"]
 async fn out_of_stock() {
     conformance(&OUT_OF_STOCK).await;
 }
 
 #[tokio::test]
+#[ignore = "needs the moto emulator: scripts/test.sh starts it and runs ignored tests"]
 async fn payment_declined() {
     conformance(&DECLINED).await;
 }
 
 #[tokio::test]
+#[ignore = "needs the moto emulator: scripts/test.sh starts it and runs ignored tests"]
 async fn payment_transient_then_success() {
     conformance(&TRANSIENT).await;
 }
 
 #[tokio::test]
+#[ignore = "needs the moto emulator: scripts/test.sh starts it and runs ignored tests"]
 async fn confirm_failure() {
     conformance(&CONFIRM_FAILS).await;
 }

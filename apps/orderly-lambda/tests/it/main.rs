@@ -1,0 +1,3 @@
+//! The integration tests of `orderly-lambda`: one test binary, a module per area.
+
+mod handlers;

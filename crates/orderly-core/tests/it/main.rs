@@ -1,0 +1,3 @@
+//! The integration tests of `orderly-core`: one test binary, a module per area.
+
+mod parsers_prop;

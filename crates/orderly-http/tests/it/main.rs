@@ -1,0 +1,3 @@
+//! The integration tests of `orderly-http`: one test binary, a module per area.
+
+mod openapi;

@@ -1,0 +1,3 @@
+//! The integration tests of `orderly-sqlite`: one test binary, a module per area.
+
+mod contract;
