@@ -128,6 +128,15 @@ async function main() {
       "--disable-background-networking",
       "--disable-component-update",
       "--disable-sync",
+      // Nothing may leave the machine (scripts/egress.sh checks). Every request but those
+      // to loopback (where the page is) goes to a proxy at 127.0.0.1:9, where nothing
+      // listens: it fails there, without a name lookup.
+      "--proxy-server=http://127.0.0.1:9",
+      "--disable-features=DnsOverHttps,AsyncDns,OptimizationHints,MediaRouter,Translate",
+      "--dns-prefetch-disable",
+      "--no-pings",
+      "--disable-domain-reliability",
+      "--disable-client-side-phishing-detection",
     ],
     viewport: { width: 1440, height: 1000 },
   });

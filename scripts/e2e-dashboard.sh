@@ -9,10 +9,23 @@
 #   outbound requests held to loopback (--egress loopback);
 # - runs the unit tests of the dashboard's metrics parsing (e2e/prom.test.mjs), then
 #   e2e/dashboard.test.mjs, which drives the page and saves target/e2e/dashboard.png.
+# Everything after the installs and the build runs under strace (scripts/egress.sh): the
+# run fails if the server, node or Chromium sent anything off the machine.
 # Usage: scripts/e2e-dashboard.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root="$(pwd)"
+
+# Untraced: the tools and the binary (these may download). Then this script again, traced.
+if [ -z "${ORDERLY_EGRESS_TRACED:-}" ]; then
+  bash scripts/tools.sh browser strace
+  if [ -z "${ORDERLY_BIN:-}" ]; then
+    echo "== e2e-dashboard: building the workspace's test binaries (cargo test --no-run), for its orderly"
+    cargo test --workspace --locked --no-run
+    ORDERLY_BIN="${CARGO_TARGET_DIR:-$root/target}/debug/orderly"
+  fi
+  exec env ORDERLY_EGRESS_TRACED=1 ORDERLY_BIN="$ORDERLY_BIN" bash scripts/egress.sh e2e bash "$0" "$@"
+fi
 
 say() { echo "== e2e-dashboard: $*"; }
 die() {
@@ -21,7 +34,6 @@ die() {
 }
 
 # --- tools ------------------------------------------------------------------------------
-bash scripts/tools.sh browser
 chromium=/usr/bin/chromium
 say "browser: $("$chromium" --version 2> /dev/null || echo "$chromium")"
 node_major="$(node -p 'process.versions.node.split(".")[0]')"
@@ -30,13 +42,7 @@ tools="${ORDERLY_TOOLS_DIR:-$HOME/.cache/orderly}/e2e"
 say "playwright-core $(node -p "require('$tools/node_modules/playwright-core/package.json').version")"
 
 # --- the server -------------------------------------------------------------------------
-if [ -n "${ORDERLY_BIN:-}" ]; then
-  bin="$ORDERLY_BIN"
-else
-  say "building the workspace's test binaries (cargo test --no-run), for its orderly"
-  cargo test --workspace --locked --no-run
-  bin="${CARGO_TARGET_DIR:-$root/target}/debug/orderly"
-fi
+bin="$ORDERLY_BIN"
 [ -x "$bin" ] || die "no orderly binary at $bin"
 
 free_port() {

@@ -18,9 +18,9 @@ stages_summary() {
   local i total=$((SECONDS - _stages_t0))
   echo "== stages:"
   for i in "${!_stage_names[@]}"; do
-    printf '   %-58s %6s s  %s\n' "${_stage_names[$i]}" "${_stage_secs[$i]}" "${_stage_results[$i]}"
+    printf '   %-66s %6s s  %s\n' "${_stage_names[$i]}" "${_stage_secs[$i]}" "${_stage_results[$i]}"
   done
-  printf '   %-58s %6s s  (%d min %02d s)\n' "total" "$total" $((total / 60)) $((total % 60))
+  printf '   %-66s %6s s  (%d min %02d s)\n' "total" "$total" $((total / 60)) $((total % 60))
 }
 
 stage() {

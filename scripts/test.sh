@@ -18,7 +18,10 @@
 #   dashboard the dashboard in headless Chromium
 #   stack     the AWS stack, offline (terraform fmt, checkov, statelint, stack vs code)
 #
-# Every server these stages start runs with `--egress loopback`: nothing leaves the machine.
+# Nothing a test stage runs may send anything off the machine: every server runs with
+# `--egress loopback`, and the tests, moto, the fuzz run, the browser and the stack checks
+# run under strace (scripts/egress.sh), which fails the stage on any connection or
+# datagram to an address outside loopback and on any DNS query.
 # The Lambda zips are built by CI after this script (scripts/lambda-build.sh), not here.
 # Usage: scripts/test.sh
 set -euo pipefail
@@ -31,13 +34,19 @@ target="$(realpath -m "${CARGO_TARGET_DIR:-target}")"
 work="$(mktemp -d)"
 moto_pid=""
 tools_pid=""
+# moto_pid is strace's; moto is its child.
+stop_moto() {
+  if [ -n "$moto_pid" ]; then
+    pkill -TERM -P "$moto_pid" 2> /dev/null || true
+    kill "$moto_pid" 2> /dev/null || true
+    wait "$moto_pid" 2> /dev/null || true
+    moto_pid=""
+  fi
+}
 finish() {
   local status=$?
   [ -n "$tools_pid" ] && kill "$tools_pid" 2> /dev/null
-  if [ -n "$moto_pid" ]; then
-    kill "$moto_pid" 2> /dev/null || true
-    wait "$moto_pid" 2> /dev/null || true
-  fi
+  stop_moto
   rm -rf "$work"
   stages_summary
   exit "$status"
@@ -80,8 +89,11 @@ stage_record "tools (in the background; waited $((SECONDS - t0)) s after the bui
 # --- moto --------------------------------------------------------------------------------
 t0=$SECONDS
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-# DynamoDB requests one at a time: see scripts/moto_serial.py for why.
-"$ORDERLY_TOOLS_DIR/venv-moto/bin/python" scripts/moto_serial.py 127.0.0.1 "$port" > "$work/moto.log" 2>&1 &
+# DynamoDB requests one at a time: see scripts/moto_serial.py for why. Traced like the
+# tests: the emulator must not reach out either (checked when it stops).
+strace -f -qq -yy --seccomp-bpf -e trace=connect,sendto,sendmsg,sendmmsg -e signal=none \
+  -o "$work/egress-moto.trace" -- \
+  "$ORDERLY_TOOLS_DIR/venv-moto/bin/python" scripts/moto_serial.py 127.0.0.1 "$port" > "$work/moto.log" 2>&1 &
 moto_pid=$!
 for _ in $(seq 1 150); do
   if curl -s -o /dev/null "http://127.0.0.1:$port/moto-api/"; then break; fi
@@ -98,10 +110,14 @@ export MOTO_PORT="$port"
 stage_record "moto on 127.0.0.1:$port" $((SECONDS - t0)) "ok"
 
 # --- the stages --------------------------------------------------------------------------
+stage "egress check: its own rules (scripts/egress_check.py --self-test)" \
+  python3 scripts/egress_check.py --self-test
 stage "tests: cargo test --workspace -- --include-ignored" \
-  cargo test --workspace --locked -- --include-ignored
+  bash scripts/egress.sh tests cargo test --workspace --frozen -- --include-ignored
+stop_moto
+stage "egress: moto" python3 scripts/egress_check.py moto "$work/egress-moto.trace"
 stage "fuzz: schemathesis against openapi.json" \
   env ORDERLY_BIN="$ORDERLY_DEFAULT_BIN" bash scripts/fuzz-api.sh
 stage "dashboard: headless Chromium" \
   env ORDERLY_BIN="$ORDERLY_DEFAULT_BIN" bash scripts/e2e-dashboard.sh
-stage "stack: the AWS stack, offline" bash deploy/checks/run.sh
+stage "stack: the AWS stack, offline" bash scripts/egress.sh stack bash deploy/checks/run.sh
