@@ -4,7 +4,7 @@
 //! bootstrap that reads its configuration from the environment ([`Lambda::from_env`]) and
 //! hands each invocation to one handler here; the handlers only translate the AWS event
 //! shapes and call the use cases of `orderly-core` on the AWS adapters of `orderly-aws`,
-//! so they are tested in-process against the emulator (`tests/handlers.rs`).
+//! so they are tested in-process against the emulator (`tests/it/handlers.rs`).
 //!
 //! | function | trigger | handler |
 //! |---|---|---|

@@ -28,6 +28,9 @@ async fn metrics(app: &common::TestApp) -> String {
 
 #[tokio::test]
 async fn metrics_count_orders_requests_and_saga_outcomes() {
+    if !crate::common::in_own_process("ops::metrics_count_orders_requests_and_saga_outcomes") {
+        return;
+    }
     let app = spawn_configured(|c| c.ops.interval = Duration::from_millis(100)).await;
     let before = metrics(&app).await;
     let created = |t: &str| sum_series(t, "orderly_orders_created_total", |_| true);
@@ -147,6 +150,11 @@ async fn receiver() -> (String, Arc<Mutex<Vec<Value>>>) {
 
 #[tokio::test]
 async fn dead_letters_above_the_threshold_raise_the_dlq_alarm_and_notify() {
+    if !crate::common::in_own_process(
+        "ops::dead_letters_above_the_threshold_raise_the_dlq_alarm_and_notify",
+    ) {
+        return;
+    }
     let (url, got) = receiver().await;
     let sink = common::smtp::SmtpSink::start().await;
     let smtp = sink.url();

@@ -230,3 +230,25 @@ impl TestApp {
         p["stock"].as_u64().expect("stock")
     }
 }
+
+/// Runs the calling test in a process of its own, for tests that read process-wide state
+/// (the metrics recorder is global to a process, and the other tests of this binary run
+/// servers beside it). In the parent it runs this test binary again with only `name`
+/// selected and answers `false` once that child passed; in the child it answers `true`:
+/// run the test's body. `name` is the test's full path, e.g. `ops::metrics_count_...`.
+pub fn in_own_process(name: &str) -> bool {
+    const VAR: &str = "ORDERLY_TEST_OWN_PROCESS";
+    if std::env::var(VAR).as_deref() == Ok(name) {
+        return true;
+    }
+    let status = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([name, "--exact", "--include-ignored", "--test-threads", "1"])
+        .env(VAR, name)
+        .status()
+        .expect("run the test binary again");
+    assert!(
+        status.success(),
+        "{name} failed in its own process (output above)"
+    );
+    false
+}
