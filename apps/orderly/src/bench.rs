@@ -237,6 +237,67 @@ pub struct Report {
     pub user_id: Option<String>,
     /// `None` for raw GETs and without settling.
     pub settlement: Option<Settlement>,
+    /// The server's write work over the run, from its `/metrics` before and after
+    /// (`None` when the key cannot read `/metrics`, or for raw GETs).
+    pub store: Option<StoreWork>,
+}
+
+/// The embedded store's write work over a run (`orderly_store_write_ops_total` and
+/// `orderly_store_commits_total`, read before the first order and after settling). The
+/// counters are process-wide, so anything else the server did meanwhile is included.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StoreWork {
+    pub write_ops: f64,
+    pub commits: f64,
+    /// Per order that reached a terminal status in the run (`None` when none did).
+    pub write_ops_per_order: Option<f64>,
+    pub commits_per_order: Option<f64>,
+    /// Per FULFILLED order, the figure the targets use.
+    pub write_ops_per_fulfilled: Option<f64>,
+    pub commits_per_fulfilled: Option<f64>,
+}
+
+impl StoreWork {
+    fn between(
+        before: (f64, f64),
+        after: (f64, f64),
+        settlement: Option<&Settlement>,
+    ) -> StoreWork {
+        let write_ops = after.0 - before.0;
+        let commits = after.1 - before.1;
+        let count = |pred: &dyn Fn(&str) -> bool| -> Option<f64> {
+            let st = settlement?;
+            let n: u64 = st
+                .by_status
+                .iter()
+                .filter(|(k, _)| pred(k))
+                .map(|(_, v)| *v)
+                .sum();
+            (n > 0).then_some(n as f64)
+        };
+        let terminal = count(&|k| matches!(k, "FULFILLED" | "FAILED" | "CANCELLED"));
+        let fulfilled = count(&|k| k == "FULFILLED");
+        StoreWork {
+            write_ops,
+            commits,
+            write_ops_per_order: terminal.map(|n| write_ops / n),
+            commits_per_order: terminal.map(|n| commits / n),
+            write_ops_per_fulfilled: fulfilled.map(|n| write_ops / n),
+            commits_per_fulfilled: fulfilled.map(|n| commits / n),
+        }
+    }
+}
+
+/// The server's store counters (write operations, commits), if `/metrics` answers.
+async fn store_counters(client: &reqwest::Client, base: &str) -> Option<(f64, f64)> {
+    let r = client.get(format!("{base}/metrics")).send().await.ok()?;
+    if !r.status().is_success() {
+        return None;
+    }
+    let text = r.text().await.ok()?;
+    let ops = crate::ops::sum_series(&text, orderly_core::metrics::STORE_WRITE_OPS, |_| true);
+    let commits = crate::ops::sum_series(&text, orderly_core::metrics::STORE_COMMITS, |_| true);
+    Some((ops, commits))
 }
 
 impl Report {
@@ -334,6 +395,19 @@ impl Report {
                     "NOT conserved"
                 }
             );
+            if let Some(w) = &self.store {
+                let per = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.2}"));
+                let _ = writeln!(
+                    s,
+                    "store       {:.0} writer ops, {:.0} commits; per terminal order {} ops, {} commits; per fulfilled {} ops, {} commits",
+                    w.write_ops,
+                    w.commits,
+                    per(w.write_ops_per_order),
+                    per(w.commits_per_order),
+                    per(w.write_ops_per_fulfilled),
+                    per(w.commits_per_fulfilled)
+                );
+            }
             for c in st.stock.iter().filter(|c| !c.ok) {
                 let _ = writeln!(
                     s,
@@ -1179,7 +1253,8 @@ pub async fn run(opts: &BenchOptions) -> anyhow::Result<Report> {
                   tally: &Tally,
                   elapsed: Duration,
                   user_id: Option<String>,
-                  settlement: Option<Settlement>| {
+                  settlement: Option<Settlement>,
+                  store: Option<StoreWork>| {
         let secs = elapsed.as_secs_f64().max(1e-9);
         Report {
             mode: mode.to_owned(),
@@ -1196,11 +1271,20 @@ pub async fn run(opts: &BenchOptions) -> anyhow::Result<Report> {
             latency_from: latency_from.to_owned(),
             user_id,
             settlement,
+            store,
         }
     };
     if let Some(url) = &opts.raw_get {
         let (tally, elapsed) = drive(&client, opts, Job::RawGet(url.clone())).await?;
-        return Ok(report("raw-get", url.clone(), &tally, elapsed, None, None));
+        return Ok(report(
+            "raw-get",
+            url.clone(),
+            &tally,
+            elapsed,
+            None,
+            None,
+            None,
+        ));
     }
 
     let mut before = catalogue(&client, &base).await?;
@@ -1228,6 +1312,7 @@ pub async fn run(opts: &BenchOptions) -> anyhow::Result<Report> {
              of stock (use --restock)"
         );
     }
+    let counters_before = store_counters(&client, &base).await;
     let (tally, elapsed) = drive(
         &client,
         opts,
@@ -1239,6 +1324,10 @@ pub async fn run(opts: &BenchOptions) -> anyhow::Result<Report> {
     } else {
         None
     };
+    let store = match (counters_before, store_counters(&client, &base).await) {
+        (Some(b), Some(a)) => Some(StoreWork::between(b, a, settlement.as_ref())),
+        _ => None,
+    };
     Ok(report(
         "orders",
         base,
@@ -1246,6 +1335,7 @@ pub async fn run(opts: &BenchOptions) -> anyhow::Result<Report> {
         elapsed,
         Some(user_id),
         settlement,
+        store,
     ))
 }
 

@@ -35,6 +35,11 @@ pub const DLQ_DEPTH: &str = "orderly_dlq_depth";
 pub const WEBHOOK_DELIVERIES: &str = "orderly_webhook_deliveries_total";
 /// 1 while an alarm fires, else 0; label `alarm`.
 pub const ALARM_STATE: &str = "orderly_alarm_state";
+/// Operations the embedded store's single writer ran (each one a savepoint of a batch):
+/// the unit of write work, whatever the operation.
+pub const STORE_WRITE_OPS: &str = "orderly_store_write_ops_total";
+/// Transactions the embedded store's writer committed (one per batch of operations).
+pub const STORE_COMMITS: &str = "orderly_store_commits_total";
 
 /// Label values of [`SAGA_DURATION`].
 pub mod outcome {
@@ -62,4 +67,6 @@ pub const ALL: &[&str] = &[
     DLQ_DEPTH,
     WEBHOOK_DELIVERIES,
     ALARM_STATE,
+    STORE_WRITE_OPS,
+    STORE_COMMITS,
 ];
