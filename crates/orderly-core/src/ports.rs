@@ -153,7 +153,10 @@ pub enum SeedOutcome {
 /// The catalogue and its stock.
 #[async_trait]
 pub trait Inventory: Send + Sync {
-    /// The products among `ids` that exist (in any order).
+    /// The products among `ids` that exist (in any order), for pricing an order. An
+    /// adapter may serve them from a cache that any catalogue change (a product put or
+    /// reseeded, by any process) invalidates before the change is acknowledged; their
+    /// `stock` may lag behind reservations (read [`Inventory::product`] for stock).
     async fn products(&self, ids: &[ProductId]) -> Result<Vec<Product>, StoreError>;
 
     async fn product(&self, id: &ProductId) -> Result<Option<Product>, StoreError>;
@@ -449,6 +452,17 @@ pub struct QueueDepth {
 pub trait Queue: Send + Sync {
     async fn send(&self, queue: &str, body: &str, delay: Duration) -> Result<(), StoreError>;
 
+    /// Sends each `(queue, body)`, visible at once, in the order given. All or none: an
+    /// adapter that can write them in one operation does (the embedded store); the
+    /// default sends them one by one, so on failure a prefix may have been sent (the
+    /// caller retries, which at-least-once delivery allows).
+    async fn send_many(&self, messages: &[(&str, String)]) -> Result<(), StoreError> {
+        for (queue, body) in messages {
+            self.send(queue, body, Duration::ZERO).await?;
+        }
+        Ok(())
+    }
+
     /// Up to `max` visible messages, each hidden for `visibility`; when none is visible,
     /// waits up to `wait` for one (long polling). Messages already received
     /// [`MAX_RECEIVES`] times are moved to the dead-letter queue instead.
@@ -462,6 +476,14 @@ pub trait Queue: Send + Sync {
 
     /// Deletes a processed message.
     async fn ack(&self, queue: &str, id: &str) -> Result<(), StoreError>;
+
+    /// Deletes processed messages of one queue; the embedded store in one operation.
+    async fn ack_many(&self, queue: &str, ids: &[String]) -> Result<(), StoreError> {
+        for id in ids {
+            self.ack(queue, id).await?;
+        }
+        Ok(())
+    }
 
     /// Records a failed attempt: visible again after `retry_after`, or dead-lettered if it
     /// was the last allowed receive.

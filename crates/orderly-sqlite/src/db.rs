@@ -113,7 +113,16 @@ pub struct Db {
     writer: flume::Sender<Msg>,
     readers: flume::Sender<ReadJob>,
     writer_thread: Mutex<Option<JoinHandle<()>>>,
+    /// Dropped on close, which stops the checkpointer.
+    checkpointer: Mutex<Option<flume::Sender<()>>>,
 }
+
+/// WAL size (pages of 4 KiB) past which the writer checkpoints itself (SQLite's default is
+/// 1,000).
+pub const WRITER_CHECKPOINT_PAGES: i64 = 4_000;
+
+/// How often the checkpointer copies the WAL's committed pages into the database file.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
 
 impl std::fmt::Debug for Db {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -153,6 +162,14 @@ impl Db {
         let mut conn = Connection::open(path).map_err(store_err)?;
         configure(&conn, durability).map_err(store_err)?;
         init(&mut conn)?;
+        // Checkpoints run on a thread of their own (below), not inside the writer's
+        // commits: an automatic checkpoint makes the commit that crosses the threshold
+        // copy and sync the whole WAL while every caller of its batch waits. The writer
+        // keeps a late automatic checkpoint as a bound: under unbroken load the WAL
+        // cannot start over behind a concurrent checkpointer, and at this size the
+        // writer does it, finding most pages already copied.
+        conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)
+            .map_err(store_err)?;
 
         let (wtx, wrx) = flume::unbounded::<Msg>();
         let writer_thread = std::thread::Builder::new()
@@ -180,11 +197,19 @@ impl Db {
                 })
                 .map_err(|e| StoreError::Backend(format!("cannot start reader thread: {e}")))?;
         }
+        let (ctx, crx) = flume::bounded::<()>(1);
+        let conn = Connection::open(path).map_err(store_err)?;
+        configure(&conn, durability).map_err(store_err)?;
+        std::thread::Builder::new()
+            .name("orderly-sqlite-checkpointer".into())
+            .spawn(move || checkpointer_loop(conn, crx))
+            .map_err(|e| StoreError::Backend(format!("cannot start checkpointer thread: {e}")))?;
         Ok(Db {
             path: path.to_owned(),
             writer: wtx,
             readers: rtx,
             writer_thread: Mutex::new(Some(writer_thread)),
+            checkpointer: Mutex::new(Some(ctx)),
         })
     }
 
@@ -228,6 +253,12 @@ impl Db {
 
     /// Commits everything queued so far, stops the writer and waits for it.
     pub fn close(&self) {
+        drop(
+            self.checkpointer
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        );
         let _ = self.writer.send(Msg::Shutdown);
         let handle = self
             .writer_thread
@@ -265,6 +296,10 @@ fn writer_loop(mut conn: Connection, rx: flume::Receiver<Msg>) {
             }
         }
         let commit = run_batch(&mut conn, &mut batch);
+        metrics::counter!(orderly_core::metrics::STORE_WRITE_OPS).increment(batch.len() as u64);
+        if commit.is_ok() {
+            metrics::counter!(orderly_core::metrics::STORE_COMMITS).increment(1);
+        }
         if let Err(e) = &commit {
             tracing::error!(error = %e, ops = batch.len(), "sqlite batch commit failed");
         }
@@ -276,6 +311,17 @@ fn writer_loop(mut conn: Connection, rx: flume::Receiver<Msg>) {
         }
     }
     // Anything sent after shutdown is answered "shut down" by the dropped reply channels.
+}
+
+/// Copies committed WAL pages into the database file every [`CHECKPOINT_EVERY`] until the
+/// sender is dropped. `PASSIVE` never blocks the writer or the readers; it copies what no
+/// reader still needs, and the writer starts the WAL over once everything was copied.
+fn checkpointer_loop(conn: Connection, stop: flume::Receiver<()>) {
+    while let Err(flume::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY) {
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "WAL checkpoint failed; retrying");
+        }
+    }
 }
 
 fn run_batch(conn: &mut Connection, batch: &mut [Box<dyn WriteOp>]) -> Result<(), StoreError> {

@@ -12,10 +12,12 @@
 //! It may depend on `orderly-core`, rusqlite and small utility crates; not on HTTP, AWS or
 //! an async runtime (it uses only runtime-independent channels).
 
+pub mod cache;
 pub mod db;
 mod processing;
 pub mod schema;
 mod store;
+mod wake;
 mod webhooks;
 
 pub use db::Durability;

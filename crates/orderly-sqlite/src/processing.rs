@@ -117,6 +117,7 @@ impl SqliteStore {
     /// attempt's second value, epoch ms) turns visible, or [`CROSS_PROCESS_POLL`] passes.
     async fn long_poll<T, F, Fut>(
         &self,
+        wake: &tokio::sync::Notify,
         wait: Duration,
         mut attempt: F,
     ) -> Result<Vec<T>, StoreError>
@@ -127,7 +128,7 @@ impl SqliteStore {
         let deadline = Instant::now() + wait;
         loop {
             // Register interest before looking, so a write in between is not missed.
-            let notified = self.wake.notified();
+            let notified = wake.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
             let (found, next_visible) = attempt().await?;
@@ -155,13 +156,14 @@ const CROSS_PROCESS_POLL: Duration = Duration::from_millis(250);
 #[async_trait]
 impl Queue for SqliteStore {
     async fn send(&self, queue: &str, body: &str, delay: Duration) -> Result<(), StoreError> {
+        let woken = queue;
         let (queue, body) = (queue.to_owned(), body.to_owned());
         let now = self.now().millis();
         let visible = now.saturating_add(millis(delay));
         self.db
             .write(move |c| enqueue(c, &queue, &body, now, visible))
             .await?;
-        self.wake.notify_waiters();
+        self.wake.wake_queue(woken);
         Ok(())
     }
 
@@ -172,7 +174,55 @@ impl Queue for SqliteStore {
         visibility: Duration,
         wait: Duration,
     ) -> Result<Vec<Message>, StoreError> {
-        self.long_poll(wait, || self.receive_once(queue, max, visibility))
+        let wake = self.wake.queue(queue);
+        self.long_poll(&wake, wait, || self.receive_once(queue, max, visibility))
+            .await
+    }
+
+    async fn send_many(&self, messages: &[(&str, String)]) -> Result<(), StoreError> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        let owned: Vec<(String, String)> = messages
+            .iter()
+            .map(|(q, b)| ((*q).to_owned(), b.clone()))
+            .collect();
+        let now = self.now().millis();
+        self.db
+            .write(move |c| {
+                for (queue, body) in &owned {
+                    enqueue(c, queue, body, now, now)?;
+                }
+                Ok(())
+            })
+            .await?;
+        let mut woken: Vec<&str> = messages.iter().map(|(q, _)| *q).collect();
+        woken.sort_unstable();
+        woken.dedup();
+        for q in woken {
+            self.wake.wake_queue(q);
+        }
+        Ok(())
+    }
+
+    async fn ack_many(&self, queue: &str, ids: &[String]) -> Result<(), StoreError> {
+        let handles: Vec<(i64, i64)> = ids.iter().filter_map(|id| parse_handle(id)).collect();
+        if handles.is_empty() {
+            return Ok(());
+        }
+        let queue = queue.to_owned();
+        self.db
+            .write(move |c| {
+                let mut st = c
+                    .prepare_cached(
+                        "DELETE FROM queue WHERE id = ?1 AND queue = ?2 AND receive_count = ?3",
+                    )
+                    .map_err(store_err)?;
+                for (row, count) in handles {
+                    st.execute(params![row, queue, count]).map_err(store_err)?;
+                }
+                Ok(())
+            })
             .await
     }
 
@@ -203,6 +253,7 @@ impl Queue for SqliteStore {
         let Some((row, count)) = parse_handle(id) else {
             return Ok(NackOutcome::WillRetry);
         };
+        let woken = queue;
         let (queue, error) = (queue.to_owned(), error.to_owned());
         let now = self.now().millis();
         let visible = now.saturating_add(millis(retry_after));
@@ -237,7 +288,7 @@ impl Queue for SqliteStore {
             })
             .await?;
         if retry_after.is_zero() {
-            self.wake.notify_waiters();
+            self.wake.wake_queue(woken);
         }
         Ok(out)
     }
@@ -332,7 +383,7 @@ impl Queue for SqliteStore {
             })
             .await?;
         if !moved.is_empty() {
-            self.wake.notify_waiters();
+            self.wake.wake_all();
         }
         Ok(moved)
     }
@@ -478,7 +529,7 @@ impl Reservations for SqliteStore {
             })
             .await?;
         if out == ReserveOutcome::Reserved {
-            self.wake.notify_waiters();
+            self.wake.wake_events();
         }
         Ok(out)
     }
@@ -535,7 +586,7 @@ impl Reservations for SqliteStore {
             })
             .await?;
         if out == ReleaseOutcome::Released {
-            self.wake.notify_waiters();
+            self.wake.wake_events();
         }
         Ok(out)
     }
@@ -624,7 +675,7 @@ impl PaymentLedger for SqliteStore {
             })
             .await?;
         if out.1 {
-            self.wake.notify_waiters();
+            self.wake.wake_events();
         }
         Ok(out.0)
     }
@@ -655,7 +706,7 @@ impl PaymentLedger for SqliteStore {
             })
             .await?;
         if out.1 {
-            self.wake.notify_waiters();
+            self.wake.wake_events();
         }
         Ok(out.0)
     }
@@ -726,7 +777,8 @@ impl EventOutbox for SqliteStore {
         limit: u32,
         wait: Duration,
     ) -> Result<Vec<(i64, DomainEvent)>, StoreError> {
-        self.long_poll(wait, || async move {
+        let wake = self.wake.events();
+        self.long_poll(&wake, wait, || async move {
             let batch = self
                 .db
                 .read(move |c| {

@@ -17,6 +17,7 @@ use orderly_core::{
 };
 use rusqlite::{Connection, OptionalExtension, Row, params};
 
+use crate::cache::{Cached, Generations, Kind};
 use crate::db::{Db, Durability, store_err};
 use crate::schema;
 
@@ -47,10 +48,17 @@ impl Default for SqliteOptions {
 pub struct SqliteStore {
     pub(crate) db: Arc<Db>,
     pub(crate) clock: Arc<dyn Clock>,
-    /// Woken whenever a queue message or an event is written by this process, so long
-    /// polls return at once instead of sleeping.
-    pub(crate) wake: Arc<tokio::sync::Notify>,
+    /// Woken when this process writes a queue's message or an event, so long polls return
+    /// at once instead of sleeping.
+    pub(crate) wake: Arc<crate::wake::Wakers>,
+    /// The data directory's generations, and the caches they keep true.
+    pub(crate) gens: Arc<Generations>,
+    keys: Arc<Cached<String, ApiKeyRecord>>,
+    catalogue: Arc<Cached<String, Product>>,
 }
+
+/// Most API keys and products each cache holds.
+const CACHE_CAP: usize = 10_000;
 
 /// File name of the database inside the data directory.
 pub const DB_FILE: &str = "orderly.db";
@@ -241,7 +249,10 @@ impl SqliteStore {
         Ok(SqliteStore {
             db: Arc::new(db),
             clock: opts.clock,
-            wake: Arc::new(tokio::sync::Notify::new()),
+            wake: Arc::new(crate::wake::Wakers::default()),
+            gens: Arc::new(Generations::open(data_dir)?),
+            keys: Arc::new(Cached::new(CACHE_CAP)),
+            catalogue: Arc::new(Cached::new(CACHE_CAP)),
         })
     }
 
@@ -327,7 +338,8 @@ impl OrderStore for SqliteStore {
                 Ok(())
             })
             .await?;
-        self.wake.notify_waiters();
+        self.wake.wake_queue(ORDERS_QUEUE);
+        self.wake.wake_events();
         Ok(())
     }
 
@@ -393,6 +405,7 @@ impl OrderStore for SqliteStore {
     }
 
     async fn transition(&self, t: Transition) -> Result<TransitionOutcome, StoreError> {
+        let enqueued = t.enqueue_processing;
         let out = self
             .db
             .write(move |c| {
@@ -434,7 +447,10 @@ impl OrderStore for SqliteStore {
             })
             .await?;
         if matches!(out, TransitionOutcome::Applied(_)) {
-            self.wake.notify_waiters();
+            self.wake.wake_events();
+            if enqueued {
+                self.wake.wake_queue(ORDERS_QUEUE);
+            }
         }
         Ok(out)
     }
@@ -449,7 +465,7 @@ impl OrderStore for SqliteStore {
             })
             .await?;
         if added {
-            self.wake.notify_waiters();
+            self.wake.wake_events();
         }
         Ok(added)
     }
@@ -476,18 +492,37 @@ impl OrderStore for SqliteStore {
 #[async_trait]
 impl Inventory for SqliteStore {
     async fn products(&self, ids: &[ProductId]) -> Result<Vec<Product>, StoreError> {
-        let ids: Vec<String> = ids.iter().map(|i| i.as_str().to_owned()).collect();
-        self.db
+        // From memory while the catalogue's generation holds; the rest from a reader.
+        let seen = self.gens.current(Kind::Catalogue);
+        let mut out = Vec::with_capacity(ids.len());
+        let mut missing: Vec<String> = Vec::new();
+        for id in ids {
+            match self.catalogue.get(seen, &id.as_str().to_owned()) {
+                Some(p) => out.push(p),
+                None => missing.push(id.as_str().to_owned()),
+            }
+        }
+        if missing.is_empty() {
+            return Ok(out);
+        }
+        let loaded = self
+            .db
             .read(move |c| {
-                let mut out = Vec::with_capacity(ids.len());
-                for id in &ids {
+                let mut out = Vec::with_capacity(missing.len());
+                for id in &missing {
                     if let Some(p) = load_product(c, id)? {
                         out.push(p);
                     }
                 }
                 Ok(out)
             })
-            .await
+            .await?;
+        for p in loaded {
+            self.catalogue
+                .insert(seen, p.product_id.as_str().to_owned(), p.clone());
+            out.push(p);
+        }
+        Ok(out)
     }
 
     async fn product(&self, id: &ProductId) -> Result<Option<Product>, StoreError> {
@@ -526,6 +561,10 @@ impl Inventory for SqliteStore {
                 Ok((p, created))
             })
             .await
+            .and_then(|out| {
+                self.gens.bump(Kind::Catalogue)?;
+                Ok(out)
+            })
     }
 
     async fn seed_product(
@@ -559,6 +598,12 @@ impl Inventory for SqliteStore {
                 }
             })
             .await
+            .and_then(|out| {
+                if matches!(out, SeedOutcome::Created | SeedOutcome::Reset) {
+                    self.gens.bump(Kind::Catalogue)?;
+                }
+                Ok(out)
+            })
     }
 }
 
@@ -747,8 +792,16 @@ impl ApiKeys for SqliteStore {
     }
 
     async fn key_by_id(&self, id: &str) -> Result<Option<ApiKeyRecord>, StoreError> {
+        // Known keys from memory while the keys' generation holds (a revocation, here or
+        // in another process, starts a new one); unknown ids always go to a reader, so
+        // guessing ids cannot fill the cache.
+        let seen = self.gens.current(Kind::ApiKeys);
+        if let Some(k) = self.keys.get(seen, &id.to_owned()) {
+            return Ok(Some(k));
+        }
         let id = id.to_owned();
-        self.db
+        let found = self
+            .db
             .read(move |c| {
                 let mut st = c
                     .prepare_cached(&format!("SELECT {KEY_COLS} FROM api_keys WHERE id = ?1"))
@@ -759,7 +812,11 @@ impl ApiKeys for SqliteStore {
                     None => Ok(None),
                 }
             })
-            .await
+            .await?;
+        if let Some(k) = &found {
+            self.keys.insert(seen, k.id.clone(), k.clone());
+        }
+        Ok(found)
     }
 
     async fn list_keys(&self) -> Result<Vec<ApiKeyRecord>, StoreError> {
@@ -793,5 +850,10 @@ impl ApiKeys for SqliteStore {
                 Ok(n > 0)
             })
             .await
+            .and_then(|found| {
+                // Committed: every process's cached keys are now stale.
+                self.gens.bump(Kind::ApiKeys)?;
+                Ok(found)
+            })
     }
 }

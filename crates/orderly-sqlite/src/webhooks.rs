@@ -188,6 +188,7 @@ impl Webhooks for SqliteStore {
         body: &str,
     ) -> Result<bool, StoreError> {
         let d = delivery.clone();
+        let woken = queue;
         let (queue, body) = (queue.to_owned(), body.to_owned());
         let now = self.clock.now().millis();
         let new = self
@@ -213,7 +214,7 @@ impl Webhooks for SqliteStore {
             })
             .await?;
         if new {
-            self.wake.notify_waiters();
+            self.wake.wake_queue(woken);
         }
         Ok(new)
     }

@@ -79,6 +79,37 @@ where
     assert_eq!(other.len(), 1);
     assert_eq!(other[0].body, "x");
 
+    // Sending and acking several at once: in order, queues kept apart, stale receipts
+    // ignored.
+    let c = clock();
+    let q = fresh(c.clone()).await;
+    q.send_many(&[]).await.expect("nothing to send");
+    q.send_many(&[("m", "1".into()), ("n", "x".into()), ("m", "2".into())])
+        .await
+        .expect("send_many");
+    let got = q.receive("m", 10, VIS, NO_WAIT).await.expect("receive");
+    let bodies: Vec<&str> = got.iter().map(|m| m.body.as_str()).collect();
+    assert_eq!(bodies, ["1", "2"], "in the order sent");
+    let n = q.receive("n", 10, VIS, NO_WAIT).await.expect("receive");
+    assert_eq!(n.len(), 1);
+    let ids: Vec<String> = got.iter().map(|m| m.id.clone()).collect();
+    q.ack_many("m", &[]).await.expect("nothing to ack");
+    // A receipt of another queue acks nothing here.
+    q.ack_many("m", &[n[0].id.clone()]).await.expect("ack_many");
+    q.ack_many("m", &ids).await.expect("ack_many");
+    let d = q.depth("m").await.expect("depth");
+    assert_eq!((d.waiting, d.in_flight), (0, 0), "both acked");
+    let d = q.depth("n").await.expect("depth");
+    assert_eq!(d.in_flight, 1, "the other queue's message is still there");
+    c.advance_secs(31);
+    assert!(
+        q.receive("m", 10, VIS, NO_WAIT)
+            .await
+            .expect("receive")
+            .is_empty(),
+        "acked messages never come back"
+    );
+
     // Nack, retry delay, dead-lettering after MAX_RECEIVES, replay.
     let c = clock();
     let q = fresh(c.clone()).await;

@@ -32,16 +32,16 @@ impl QueueBus {
 #[async_trait]
 impl EventBus for QueueBus {
     async fn publish(&self, events: &[DomainEvent]) -> Result<(), StoreError> {
-        let bodies: Vec<String> = events.iter().map(DomainEvent::to_json).collect();
-        // All sends at once, so the store commits them together instead of one commit
-        // (and one disk sync) per message. They are issued in event order.
-        let sends = events.iter().zip(&bodies).flat_map(|(e, body)| {
-            self.routes
-                .iter()
-                .filter(|r| r.pattern.matches(e))
-                .map(move |r| self.queue.send(r.target, body, std::time::Duration::ZERO))
-        });
-        futures::future::try_join_all(sends).await?;
-        Ok(())
+        // Every send of the batch in one call, in event order: the embedded store writes
+        // them in one operation of one commit.
+        let mut messages: Vec<(&str, String)> = Vec::new();
+        for e in events {
+            let mut body = None;
+            for r in self.routes.iter().filter(|r| r.pattern.matches(e)) {
+                let b = body.get_or_insert_with(|| e.to_json()).clone();
+                messages.push((r.target, b));
+            }
+        }
+        self.queue.send_many(&messages).await
     }
 }

@@ -235,22 +235,34 @@ impl Worker {
             };
             match handling {
                 Handling::InOrder => {
+                    // One after the other; acked together at the end of the batch (the
+                    // in-order handlers are idempotent per message, so a crash before
+                    // the ack only repeats work the handler skips).
+                    let mut done = Vec::new();
                     for m in msgs {
-                        settle(m).await;
+                        done.extend(settle(m).await);
                     }
+                    ack(&q, queue, done).await;
                 }
                 Handling::Concurrent => {
-                    // Each message has its own heartbeat and ack, as with separate
-                    // consumers; the batch is finished before the next receive.
+                    // Each message has its own heartbeat, as with separate consumers;
+                    // the messages handled are acked together once the batch is done
+                    // (one store operation), before the next receive.
                     let mut batch = JoinSet::new();
                     for m in msgs {
                         batch.spawn(settle(m));
                     }
+                    let mut done = Vec::new();
                     while let Some(r) = batch.join_next().await {
-                        if let Err(e) = r {
-                            tracing::error!(queue, error = %e, "message handler failed");
+                        match r {
+                            Ok(Some(d)) => done.push(d),
+                            Ok(None) => {}
+                            Err(e) => {
+                                tracing::error!(queue, error = %e, "message handler failed")
+                            }
                         }
                     }
+                    ack(&q, queue, done).await;
                 }
             }
         }
@@ -321,23 +333,51 @@ enum Handling {
     Concurrent,
 }
 
-/// Runs `handle` on one message (keeping it hidden meanwhile), then acks it, or nacks it
-/// for a later retry or the dead-letter queue.
+/// A message handled successfully, still kept hidden until it is acked.
+struct Handled {
+    id: String,
+    heartbeat: tokio::task::JoinHandle<()>,
+}
+
+/// Acks handled messages of `queue` in one call, then stops their heartbeats. A failed
+/// ack leaves them to be redelivered (handling is idempotent).
+async fn ack(q: &Arc<dyn Queue>, queue: &'static str, done: Vec<Handled>) {
+    if done.is_empty() {
+        return;
+    }
+    let ids: Vec<String> = done.iter().map(|d| d.id.clone()).collect();
+    if let Err(e) = q.ack_many(queue, &ids).await {
+        tracing::warn!(queue, messages = ids.len(), error = %e, "could not ack; the messages will be redelivered");
+    }
+    for d in done {
+        d.heartbeat.abort();
+    }
+}
+
+/// Runs `handle` on one message (keeping it hidden meanwhile). Answers the message to
+/// ack when it succeeded; otherwise nacks it for a later retry or the dead-letter queue.
 async fn settle_message<F, Fut>(
     q: &Arc<dyn Queue>,
     queue: &'static str,
     cfg: &WorkerConfig,
     m: Message,
     handle: &F,
-) where
+) -> Option<Handled>
+where
     F: Fn(Message) -> Fut,
     Fut: Future<Output = Result<(), Failure>>,
 {
     let heartbeat = tokio::spawn(keep_hidden(q.clone(), queue, m.id.clone(), cfg.visibility));
     let out = handle(m.clone()).await;
+    if out.is_ok() {
+        return Some(Handled {
+            id: m.id,
+            heartbeat,
+        });
+    }
     heartbeat.abort();
     let done = match out {
-        Ok(()) => q.ack(queue, &m.id).await.map(|_| ()),
+        Ok(()) => Ok(()),
         Err(why) => {
             let delay = engine::redelivery_delay(cfg.redelivery_base, m.receive_count);
             match q.nack(queue, &m.id, &why, delay).await {
@@ -356,6 +396,7 @@ async fn settle_message<F, Fut>(
     if let Err(e) = done {
         tracing::warn!(queue, message = %m.id, error = %e, "could not settle message; it will be redelivered");
     }
+    None
 }
 
 /// Renews a message's visibility while its handler runs.

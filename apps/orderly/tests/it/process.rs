@@ -449,3 +449,44 @@ fn the_aws_backend_needs_the_aws_build() {
     assert_eq!(asl["StartAt"], "ReserveInventory");
     assert_eq!(asl["States"]["SagaFailed"]["Type"], "Fail");
 }
+
+/// The price an order of one PROD-001 gets from the server at `addr`.
+async fn priced(client: &reqwest::Client, addr: &str) -> String {
+    let r = client
+        .post(format!("http://{addr}/orders"))
+        .json(&json!({"userId": "cat", "items": [{"productId": "PROD-001", "qty": 1}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.unwrap();
+    v["totalAmount"].to_string()
+}
+
+#[tokio::test]
+async fn a_catalogue_change_from_any_process_prices_the_next_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr, _logs) = serve(dir.path());
+    let client = keyed_client(dir.path());
+    assert_eq!(priced(&client, &addr).await, "29.99", "the seed price");
+    assert_eq!(priced(&client, &addr).await, "29.99", "again, from memory");
+    // Through the API of this server.
+    let r = client
+        .put(format!("http://{addr}/products/PROD-001"))
+        .json(&json!({"name": "Wireless Mouse", "price": 12.5, "stock": 50, "category": "Electronics"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    assert_eq!(priced(&client, &addr).await, "12.5");
+    // From another process on the same data directory.
+    let reset = seed(dir.path(), &["--reset"]);
+    assert_eq!(reset.matches("Reset").count(), 10, "{reset}");
+    assert_eq!(
+        priced(&client, &addr).await,
+        "29.99",
+        "a reseed by another process is seen by the next request"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
