@@ -8,7 +8,8 @@
 #   scripts/bench.sh [OUT]     (default target/bench/<date>)
 # Env: ORDERLY_BIN (default target/release/orderly; build it with
 #      `cargo build --release --locked -p orderly --bins`), BENCH_ORDERS (30000),
-#      BENCH_OPEN_ORDERS (20000), BENCH_RATE (2000), BENCH_HEALTH (200000).
+#      BENCH_OPEN_ORDERS (20000), BENCH_RATE (2000), BENCH_HEALTH (200000),
+#      BENCH_SERVER_ARGS (extra `orderly serve` flags, e.g. "--workers 16").
 # Every load loop is bounded by its order count; the servers listen on 127.0.0.1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,7 +35,7 @@ start() { # start NAME: a fresh server on a fresh data dir
   "$BIN" serve --data-dir "$dir" --addr "127.0.0.1:$PORT" --log warn --egress loopback \
     --rate-limit-rps 1000000 --rate-limit-burst 1000000 \
     --global-rate-limit-rps 1000000 --global-rate-limit-burst 1000000 \
-    >"$OUT/$1.server.log" 2>&1 &
+    ${BENCH_SERVER_ARGS:-} >"$OUT/$1.server.log" 2>&1 &
   PID=$!
   for _ in $(seq 1 100); do
     [ -s "$dir/admin.key" ] && curl -fsS "http://127.0.0.1:$PORT/health" >/dev/null 2>&1 && break

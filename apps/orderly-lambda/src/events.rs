@@ -11,13 +11,10 @@
 
 use orderly_aws::eventbridge::event_from_target;
 use orderly_core::DomainEvent;
-use orderly_core::events::{FULFILMENT, NOTIFICATIONS, routes};
+use orderly_core::events::{AUDIT, FULFILMENT, NOTIFICATIONS, routes};
 use serde_json::{Value, json};
 
 use crate::Lambda;
-
-/// The audit-log subscription (every event).
-pub const AUDIT: &str = "audit";
 
 /// The subscriptions an invocation names: its wrapper's, or all that match.
 fn subscribers(input: &Value, e: &DomainEvent) -> Result<Vec<&'static str>, String> {
@@ -50,19 +47,10 @@ pub async fn handle(l: &Lambda, input: Value) -> Result<Value, String> {
     let mut delivered = Vec::new();
     let mut audited = false;
     for s in subscribers(&input, &e)? {
-        match s {
-            AUDIT => {
-                audited = l
-                    .app
-                    .ports()
-                    .orders
-                    .append_event(e.clone())
-                    .await
-                    .map_err(|x| x.to_string())?;
-            }
-            FULFILMENT => l.app.fulfil(e.order_id).await.map_err(|x| x.to_string())?,
-            NOTIFICATIONS => l.app.deliver_notification(l.notifier.as_ref(), &e).await?,
-            other => return Err(format!("no subscriber {other}")),
+        // Each subscription's reaction is core's (the local worker runs the same).
+        let new = l.app.react(s, &e, l.notifier.as_ref()).await?;
+        if s == AUDIT {
+            audited = new;
         }
         delivered.push(s);
     }

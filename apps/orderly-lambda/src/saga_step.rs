@@ -1,7 +1,8 @@
 //! `saga-step`: the task handler of the saga's state machine. One invocation runs one
-//! saga action (a step, a compensation or `FailOrder`) for one order through the same
-//! use case the local engine calls ([`orderly_core::Orderly::run_action`]), so each is
-//! idempotent by (order, action): a retried or duplicated task changes nothing twice.
+//! saga action (a step, a compensation or `FailOrder`) for one order through the saga use
+//! case of `orderly-core` ([`orderly_core::Orderly::saga_task`]), which shares its rules
+//! with the local engine; each action is idempotent by (order, action): a retried or
+//! duplicated task changes nothing twice.
 //!
 //! Input: `{"orderId": "...", "action": "ReserveInventory", "retryCount": 0, "reason": ...}`
 //! where `retryCount` is the state's `$$.State.RetryCount` and `reason` (for `FailOrder`)
@@ -9,8 +10,8 @@
 //!
 //! Errors carry the name the state machine's `Retry`/`Catch` match on:
 //! `Orderly.Retryable` (try again) or `Orderly.Final` (compensate). When payment fails
-//! transiently on its last allowed attempt the failure is recorded (so no later attempt
-//! charges an order whose stock was released) and answered as final.
+//! transiently on its last allowed attempt, core's exhaustion rule records the failure (so
+//! no later attempt charges an order whose stock was released) and answers it as final.
 
 use orderly_core::OrderId;
 use orderly_core::processing::StepError;
@@ -83,27 +84,11 @@ pub async fn handle(l: &Lambda, input: Value) -> Result<Value, StepFailure> {
             u32::try_from(n).unwrap_or(u32::MAX).saturating_add(1)
         });
     let reason = input.get("reason").and_then(reason_of);
-    let order = l
-        .app
-        .ports()
-        .orders
-        .get(id)
+    l.app
+        .saga_task(&l.saga, id, action, attempt, reason.as_deref())
         .await
-        .map_err(|e| StepFailure(e.into()))?
-        .ok_or_else(|| fatal(format!("order {id} does not exist")))?;
-    match l.app.run_action(action, &order, reason.as_deref()).await {
-        Ok(()) => Ok(json!({ "orderId": id, "action": action, "outcome": "ok" })),
-        Err(StepError::Retryable(m)) if action == Action::ProcessPayment => {
-            let allowed = l.saga.step(action).map_or(1, |s| s.retry.max_attempts);
-            if attempt < allowed {
-                return Err(StepFailure(StepError::Retryable(m)));
-            }
-            let why = format!("payment failed after {attempt} attempts: {m}");
-            l.app.abandon_payment(id, &why).await.map_err(StepFailure)?;
-            Err(fatal(why))
-        }
-        Err(e) => Err(StepFailure(e)),
-    }
+        .map_err(StepFailure)?;
+    Ok(json!({ "orderId": id, "action": action, "outcome": "ok" }))
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 
 use orderly_aws::sfn::SagaStart;
 use orderly_core::OrderStatus;
+use orderly_core::execution::{Intake, Pause};
 use orderly_core::ports::parse_processing_message;
 use serde_json::{Value, json};
 
@@ -23,16 +24,14 @@ pub enum Outcome {
 /// Handles one message body.
 pub async fn process(l: &Lambda, body: &str) -> Result<Outcome, String> {
     let id = parse_processing_message(body)?;
-    let order = l
+    // The status check and a cancelled order's compensations are core's rules.
+    match l
         .app
-        .ports()
-        .orders
-        .get(id)
+        .intake(&l.saga, id, &TokioPause)
         .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("order {id} does not exist"))?;
-    match order.status {
-        OrderStatus::Pending | OrderStatus::Confirmed => {
+        .map_err(|e| e.0)?
+    {
+        Intake::Saga(_) => {
             let starter = l
                 .starter
                 .as_ref()
@@ -45,21 +44,21 @@ pub async fn process(l: &Lambda, body: &str) -> Result<Outcome, String> {
                 SagaStart::AlreadyStarted => Ok(Outcome::SagaAlreadyStarted),
             }
         }
-        OrderStatus::Cancelled => {
-            for action in l.saga.all_compensations() {
-                l.app
-                    .run_action(action, &order, None)
-                    .await
-                    .map_err(|e| format!("{action} failed: {e}"))?;
-            }
-            Ok(Outcome::Compensated)
-        }
-        st @ (OrderStatus::Failed | OrderStatus::Fulfilled) => Ok(Outcome::NothingToDo(st)),
+        Intake::Compensated => Ok(Outcome::Compensated),
+        Intake::Done(st) => Ok(Outcome::NothingToDo(st)),
     }
 }
 
-/// Handles an SQS batch; answers `batchItemFailures` naming exactly the messages that
-/// failed (they are retried, and dead-lettered after 3 receives).
+/// Waits with tokio's timer (between attempts of a compensation).
+struct TokioPause;
+
+#[async_trait::async_trait]
+impl Pause for TokioPause {
+    async fn pause(&self, d: std::time::Duration) {
+        tokio::time::sleep(d).await;
+    }
+}
+
 pub async fn handle(l: &Lambda, event: Value) -> Result<Value, String> {
     let records = event
         .get("Records")

@@ -248,6 +248,9 @@ pub const NOTIFICATIONS: &str = "notifications";
 /// The webhooks subscriber: fans every event out to the registered webhook endpoints
 /// (see [`crate::webhooks`]).
 pub const WEBHOOKS: &str = "webhooks";
+/// The audit subscriber of the AWS event bus: records every event in its order's
+/// timeline (the embedded store records events as it writes them).
+pub const AUDIT: &str = "audit";
 
 /// The subscriptions of the event bus. (The audit log receives every event too: it is the
 /// event store itself, written in the same transaction as the change each event records.)

@@ -23,6 +23,7 @@ pub mod cursor;
 pub mod egress;
 pub mod error;
 pub mod events;
+pub mod execution;
 pub mod idempotency;
 pub mod input;
 pub mod memory;

@@ -229,7 +229,11 @@ impl OrderStore for MemoryStore {
             return Ok(TransitionOutcome::NotFound);
         };
         if order.status != t.from || !t.from.can_become(t.to) {
-            return Ok(TransitionOutcome::Stale(order.clone()));
+            let found = order.clone();
+            if found.status == t.to {
+                put_step(&mut s, t.order_id, t.step);
+            }
+            return Ok(TransitionOutcome::Stale(found));
         }
         order.status = t.to;
         order.updated_at = t.at;
@@ -242,6 +246,7 @@ impl OrderStore for MemoryStore {
         }
         let out = order.clone();
         push_event(&mut s, t.event);
+        put_step(&mut s, t.order_id, t.step);
         if t.enqueue_processing {
             let body = crate::ports::processing_message(t.order_id);
             enqueue(&mut s, ORDERS_QUEUE, body, t.at);
@@ -249,8 +254,16 @@ impl OrderStore for MemoryStore {
         Ok(TransitionOutcome::Applied(out))
     }
 
-    async fn append_event(&self, event: DomainEvent) -> Result<bool, StoreError> {
-        Ok(push_event(&mut self.lock(), event))
+    async fn append_event(
+        &self,
+        event: DomainEvent,
+        step: Option<StepRecord>,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.lock();
+        let id = event.order_id;
+        let added = push_event(&mut s, event);
+        put_step(&mut s, id, step);
+        Ok(added)
     }
 
     async fn events(&self, id: OrderId) -> Result<Vec<DomainEvent>, StoreError> {
@@ -402,15 +415,16 @@ impl Reservations for MemoryStore {
         &self,
         order: &Order,
         event: DomainEvent,
+        step: Option<StepRecord>,
     ) -> Result<ReserveOutcome, StoreError> {
         let mut s = self.lock();
         let id = order.order_id;
         if let Some((_, released)) = s.reservations.get(&id) {
-            return Ok(if *released {
-                ReserveOutcome::Released
-            } else {
-                ReserveOutcome::AlreadyReserved
-            });
+            if *released {
+                return Ok(ReserveOutcome::Released);
+            }
+            put_step(&mut s, id, step);
+            return Ok(ReserveOutcome::AlreadyReserved);
         }
         let status = s
             .seq_of
@@ -441,6 +455,7 @@ impl Reservations for MemoryStore {
         }
         s.reservations.insert(id, (held, false));
         push_event(&mut s, event);
+        put_step(&mut s, id, step);
         Ok(ReserveOutcome::Reserved)
     }
 
@@ -448,14 +463,19 @@ impl Reservations for MemoryStore {
         &self,
         order_id: OrderId,
         event: DomainEvent,
+        step: Option<StepRecord>,
     ) -> Result<ReleaseOutcome, StoreError> {
         let mut s = self.lock();
         let held = match s.reservations.get_mut(&order_id) {
             None => {
                 s.reservations.insert(order_id, (Vec::new(), true));
+                put_step(&mut s, order_id, step);
                 return Ok(ReleaseOutcome::NothingReserved);
             }
-            Some((_, true)) => return Ok(ReleaseOutcome::AlreadyReleased),
+            Some((_, true)) => {
+                put_step(&mut s, order_id, step);
+                return Ok(ReleaseOutcome::AlreadyReleased);
+            }
             Some((held, released)) => {
                 *released = true;
                 held.clone()
@@ -467,6 +487,7 @@ impl Reservations for MemoryStore {
             }
         }
         push_event(&mut s, event);
+        put_step(&mut s, order_id, step);
         Ok(ReleaseOutcome::Released)
     }
 }
@@ -482,14 +503,21 @@ impl PaymentLedger for MemoryStore {
         order_id: OrderId,
         state: PaymentState,
         event: DomainEvent,
+        step: Option<StepRecord>,
     ) -> Result<PaymentState, StoreError> {
         let mut s = self.lock();
-        if let Some(existing) = s.payments.get(&order_id) {
-            return Ok(existing.clone());
+        let now = match s.payments.get(&order_id) {
+            Some(existing) => existing.clone(),
+            None => {
+                s.payments.insert(order_id, state.clone());
+                push_event(&mut s, event);
+                state
+            }
+        };
+        if matches!(now, PaymentState::Charged { .. }) {
+            put_step(&mut s, order_id, step);
         }
-        s.payments.insert(order_id, state.clone());
-        push_event(&mut s, event);
-        Ok(state)
+        Ok(now)
     }
 
     async fn record_refund(
@@ -497,6 +525,7 @@ impl PaymentLedger for MemoryStore {
         order_id: OrderId,
         refund_id: String,
         event: DomainEvent,
+        step: Option<StepRecord>,
     ) -> Result<Option<PaymentState>, StoreError> {
         let mut s = self.lock();
         let next = match s.payments.get(&order_id) {
@@ -505,10 +534,15 @@ impl PaymentLedger for MemoryStore {
                 refund_id,
                 amount: *amount,
             },
-            other => return Ok(other.cloned()),
+            other => {
+                let other = other.cloned();
+                put_step(&mut s, order_id, step);
+                return Ok(other);
+            }
         };
         s.payments.insert(order_id, next.clone());
         push_event(&mut s, event);
+        put_step(&mut s, order_id, step);
         Ok(Some(next))
     }
 }
@@ -520,11 +554,17 @@ impl SagaLog for MemoryStore {
     }
 
     async fn record_step(&self, order_id: OrderId, record: StepRecord) -> Result<(), StoreError> {
-        let mut s = self.lock();
+        put_step(&mut self.lock(), order_id, Some(record));
+        Ok(())
+    }
+}
+
+/// Records (or overwrites) a saga step, in the caller's critical section.
+fn put_step(s: &mut State, order_id: OrderId, step: Option<StepRecord>) {
+    if let Some(record) = step {
         let steps = s.saga.entry(order_id).or_default();
         steps.retain(|r| r.action != record.action);
         steps.push(record);
-        Ok(())
     }
 }
 

@@ -87,6 +87,9 @@ pub struct Transition {
     /// Also enqueue the order's processing message in the same write (a cancellation
     /// queues its compensations this way, so a crash cannot skip them).
     pub enqueue_processing: bool,
+    /// The saga-log record of the step this transition is, committed with it when the
+    /// order is in `to` afterwards (applied now, or found there already).
+    pub step: Option<StepRecord>,
 }
 
 /// What a [`Transition`] found.
@@ -126,7 +129,12 @@ pub trait OrderStore: Send + Sync {
     async fn events(&self, id: OrderId) -> Result<Vec<DomainEvent>, StoreError>;
 
     /// Appends an event on its own; `false` if an event with its id was already there.
-    async fn append_event(&self, event: DomainEvent) -> Result<bool, StoreError>;
+    /// `step` is committed with it either way.
+    async fn append_event(
+        &self,
+        event: DomainEvent,
+        step: Option<StepRecord>,
+    ) -> Result<bool, StoreError>;
 }
 
 /// How `seed` treats a product that already exists.
@@ -265,19 +273,22 @@ pub enum ReleaseOutcome {
 #[async_trait]
 pub trait Reservations: Send + Sync {
     /// Reserves every item of the order or none (never below zero stock), if the order is
-    /// still `PENDING`, appending `event` (InventoryReserved) in the same write.
+    /// still `PENDING`, appending `event` (InventoryReserved) in the same write. `step` is
+    /// committed with it when the outcome is `Reserved` or `AlreadyReserved`.
     async fn reserve(
         &self,
         order: &Order,
         event: DomainEvent,
+        step: Option<StepRecord>,
     ) -> Result<ReserveOutcome, StoreError>;
 
     /// Returns the order's reserved units to stock, appending `event` (InventoryReleased)
-    /// if anything was released.
+    /// if anything was released; `step` is committed with it whatever the outcome.
     async fn release(
         &self,
         order_id: OrderId,
         event: DomainEvent,
+        step: Option<StepRecord>,
     ) -> Result<ReleaseOutcome, StoreError>;
 }
 
@@ -304,20 +315,24 @@ pub trait PaymentLedger: Send + Sync {
     async fn payment(&self, order_id: OrderId) -> Result<Option<PaymentState>, StoreError>;
 
     /// Records a charge outcome (`Charged` or `Declined`) with its event, unless one is
-    /// already recorded; answers what is recorded afterwards.
+    /// already recorded; answers what is recorded afterwards. `step` is committed with it
+    /// when that is `Charged`.
     async fn record_charge(
         &self,
         order_id: OrderId,
         state: PaymentState,
         event: DomainEvent,
+        step: Option<StepRecord>,
     ) -> Result<PaymentState, StoreError>;
 
-    /// Marks a charged payment refunded, with its event; answers what is recorded.
+    /// Marks a charged payment refunded, with its event; answers what is recorded. `step`
+    /// is committed with it whatever was recorded.
     async fn record_refund(
         &self,
         order_id: OrderId,
         refund_id: String,
         event: DomainEvent,
+        step: Option<StepRecord>,
     ) -> Result<Option<PaymentState>, StoreError>;
 }
 
@@ -359,6 +374,13 @@ pub trait PaymentGateway: Send + Sync {
 }
 
 /// The recorded outcome of one saga action of one order.
+///
+/// A step that succeeds is recorded in the same write as its effect: the effect ports
+/// (`reserve`, `record_charge`, `transition`, `append_event`, `release`, `record_refund`)
+/// take the record and commit it with the effect when the outcome is the step's success,
+/// so no crash can separate an effect from its record. Failures, and successes that
+/// wrote nothing (the effect was already there), are recorded with
+/// [`SagaLog::record_step`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepRecord {
     pub action: Action,

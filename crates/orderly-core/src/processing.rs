@@ -8,11 +8,11 @@ use crate::metrics as m;
 use serde_json::json;
 
 use crate::error::StoreError;
-use crate::events::{DomainEvent, EventType};
+use crate::events::{AUDIT, DomainEvent, EventType, FULFILMENT, NOTIFICATIONS, WEBHOOKS};
 use crate::model::{Order, Timestamp};
 use crate::ports::{
     ChargeResult, GatewayError, Notification, Notifier, PaymentState, ReleaseOutcome,
-    ReserveOutcome, Transition, TransitionOutcome,
+    ReserveOutcome, StepRecord, Transition, TransitionOutcome,
 };
 use crate::saga::Action;
 use crate::service::Orderly;
@@ -73,14 +73,21 @@ impl Orderly {
     }
 
     /// Runs one saga action for `order`. `reason` is the failure reason `FailOrder` records.
+    ///
+    /// `step` is the saga-log record of the action's success: it is committed in the same
+    /// write as the effect when there is one. Answers whether it was (`false` when the
+    /// action succeeded without writing anything, e.g. it was already done, or when no
+    /// record was given): the caller records it on its own then.
     pub async fn run_action(
         &self,
         action: Action,
         order: &Order,
         reason: Option<&str>,
-    ) -> Result<(), StepError> {
+        step: Option<StepRecord>,
+    ) -> Result<bool, StepError> {
         let id = order.order_id;
         let p = self.ports();
+        let given = step.is_some();
         match action {
             Action::ReserveInventory => {
                 let event = self.event(
@@ -88,12 +95,12 @@ impl Orderly {
                     EventType::InventoryReserved,
                     json!({ "items": order.items }),
                 );
-                match p.reservations.reserve(order, event).await? {
+                match p.reservations.reserve(order, event, step).await? {
                     ReserveOutcome::Reserved => {
                         metrics::counter!(m::INVENTORY_RESERVED).increment(1);
-                        Ok(())
+                        Ok(given)
                     }
-                    ReserveOutcome::AlreadyReserved => Ok(()),
+                    ReserveOutcome::AlreadyReserved => Ok(given),
                     ReserveOutcome::Released => {
                         Err(StepError::Final("the order was cancelled".into()))
                     }
@@ -115,7 +122,7 @@ impl Orderly {
             }
             Action::ProcessPayment => {
                 match p.payments.payment(id).await? {
-                    Some(PaymentState::Charged { .. }) => return Ok(()),
+                    Some(PaymentState::Charged { .. }) => return Ok(false),
                     Some(PaymentState::Declined { reason }) => {
                         return Err(StepError::Final(reason));
                     }
@@ -133,16 +140,17 @@ impl Orderly {
                     Err(GatewayError::Transient(m)) => return Err(StepError::Retryable(m)),
                     Err(GatewayError::Fatal(m)) => PaymentState::Declined { reason: m },
                 };
-                self.record_charge(id, state).await
+                self.record_charge(id, state, step).await.map(|()| given)
             }
             Action::ConfirmOrder => {
-                let t = self.transition(id, OrderStatus::Pending, OrderStatus::Confirmed);
+                let mut t = self.transition(id, OrderStatus::Pending, OrderStatus::Confirmed);
+                t.step = step;
                 match p.orders.transition(t).await? {
                     TransitionOutcome::Applied(_) => {
                         metrics::counter!(m::ORDERS_CONFIRMED).increment(1);
-                        Ok(())
+                        Ok(given)
                     }
-                    TransitionOutcome::Stale(o) if o.status == OrderStatus::Confirmed => Ok(()),
+                    TransitionOutcome::Stale(o) if o.status == OrderStatus::Confirmed => Ok(given),
                     TransitionOutcome::Stale(o) => {
                         Err(StepError::Final(format!("the order is {}", o.status)))
                     }
@@ -163,14 +171,14 @@ impl Orderly {
                         "itemCount": order.items.iter().map(|i| u64::from(i.qty.get())).sum::<u64>(),
                     }),
                 );
-                p.orders.append_event(event).await?;
-                Ok(())
+                p.orders.append_event(event, step).await?;
+                Ok(given)
             }
             Action::RefundPayment => {
                 let Some(PaymentState::Charged { payment_id, amount }) =
                     p.payments.payment(id).await?
                 else {
-                    return Ok(()); // nothing charged, or already refunded
+                    return Ok(false); // nothing charged, or already refunded
                 };
                 let refund_id = match p.gateway.refund(id, &payment_id, amount).await {
                     Ok(r) => r,
@@ -182,9 +190,9 @@ impl Orderly {
                     EventType::PaymentRefunded,
                     json!({ "paymentId": payment_id, "refundId": refund_id, "amount": amount }),
                 );
-                p.payments.record_refund(id, refund_id, event).await?;
+                p.payments.record_refund(id, refund_id, event, step).await?;
                 tracing::info!(order_id = %id, %amount, "payment refunded");
-                Ok(())
+                Ok(given)
             }
             Action::ReleaseInventory => {
                 let event = self.event(
@@ -192,31 +200,38 @@ impl Orderly {
                     EventType::InventoryReleased,
                     json!({ "items": order.items }),
                 );
-                if p.reservations.release(id, event).await? == ReleaseOutcome::Released {
+                if p.reservations.release(id, event, step).await? == ReleaseOutcome::Released {
                     metrics::counter!(m::INVENTORY_RELEASED).increment(1);
                     tracing::info!(order_id = %id, "inventory released");
                 }
-                Ok(())
+                Ok(given)
             }
             Action::FailOrder => {
                 let reason = reason.unwrap_or("the order could not be processed");
                 let mut t = self.transition(id, OrderStatus::Pending, OrderStatus::Failed);
                 t.failure_reason = Some(reason.to_owned());
                 t.event = self.event(id, EventType::OrderFailed, json!({ "reason": reason }));
+                t.step = step;
                 match p.orders.transition(t).await? {
                     TransitionOutcome::Applied(o) => {
                         record_terminal(&o, m::ORDERS_FAILED, m::outcome::FAILED);
                         tracing::info!(order_id = %id, reason, "order failed");
-                        Ok(())
+                        Ok(given)
                     }
-                    // Already terminal (cancelled meanwhile, or failed by an earlier run).
-                    TransitionOutcome::Stale(_) | TransitionOutcome::NotFound => Ok(()),
+                    TransitionOutcome::Stale(o) if o.status == OrderStatus::Failed => Ok(given),
+                    // Already terminal otherwise (cancelled meanwhile).
+                    TransitionOutcome::Stale(_) | TransitionOutcome::NotFound => Ok(false),
                 }
             }
         }
     }
 
-    async fn record_charge(&self, id: OrderId, state: PaymentState) -> Result<(), StepError> {
+    async fn record_charge(
+        &self,
+        id: OrderId,
+        state: PaymentState,
+        step: Option<StepRecord>,
+    ) -> Result<(), StepError> {
         let event = match &state {
             PaymentState::Charged { payment_id, amount } => self.event(
                 id,
@@ -234,7 +249,7 @@ impl Orderly {
         match self
             .ports()
             .payments
-            .record_charge(id, state, event)
+            .record_charge(id, state, event, step)
             .await?
         {
             PaymentState::Charged { .. } => {
@@ -260,7 +275,7 @@ impl Orderly {
         let state = PaymentState::Declined {
             reason: reason.to_owned(),
         };
-        match self.record_charge(id, state).await {
+        match self.record_charge(id, state, None).await {
             Err(StepError::Final(_)) | Ok(()) => Ok(()),
             Err(e) => Err(e),
         }
@@ -284,6 +299,7 @@ impl Orderly {
             failure_reason: None,
             tracking_id: None,
             enqueue_processing: false,
+            step: None,
         }
     }
 
@@ -393,6 +409,45 @@ impl Orderly {
         log.record_sent(&n, notifier.transport(), self.now())
             .await
             .map_err(|x| x.to_string())
+    }
+}
+
+impl Orderly {
+    /// Subscription `subscriber`'s reaction to `event`, for both runtimes' event
+    /// consumers: [`AUDIT`] appends it to its order's timeline, [`FULFILMENT`] fulfils a
+    /// placed order, [`NOTIFICATIONS`] mails the customer, [`WEBHOOKS`] schedules the
+    /// deliveries to the registered endpoints. Each is idempotent per event. Answers, for
+    /// `audit`, whether the event was new to the timeline, and `true` otherwise; an error
+    /// means "try again later".
+    pub async fn react(
+        &self,
+        subscriber: &str,
+        event: &DomainEvent,
+        notifier: &dyn Notifier,
+    ) -> Result<bool, String> {
+        match subscriber {
+            AUDIT => self
+                .ports()
+                .orders
+                .append_event(event.clone(), None)
+                .await
+                .map_err(|e| e.to_string()),
+            FULFILMENT => self
+                .fulfil(event.order_id)
+                .await
+                .map(|()| true)
+                .map_err(|e| e.to_string()),
+            NOTIFICATIONS => self
+                .deliver_notification(notifier, event)
+                .await
+                .map(|()| true),
+            WEBHOOKS => self
+                .fan_out_webhook(event)
+                .await
+                .map(|_| true)
+                .map_err(|e| e.to_string()),
+            other => Err(format!("no subscriber {other}")),
+        }
     }
 }
 

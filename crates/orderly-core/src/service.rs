@@ -16,7 +16,6 @@ use crate::ports::{
     NewOrder, NotificationLog, OrderStore, PaymentGateway, PaymentLedger, Queue, Readiness,
     Reservations, SagaLog, SeedMode, SeedOutcome, StoredResponse, Transition, TransitionOutcome,
 };
-use crate::saga::SagaDef;
 use crate::status::OrderStatus;
 use crate::types::{IdempotencyKey, OrderId, ProductId};
 
@@ -366,6 +365,7 @@ impl Orderly {
                         // The compensations are queued with the status change, so they run
                         // even if this process dies right after it.
                         enqueue_processing: true,
+                        step: None,
                     };
                     match self.ports.orders.transition(t).await? {
                         TransitionOutcome::Applied(o) => {
@@ -388,17 +388,6 @@ impl Orderly {
             code: "order_busy",
             message: format!("order {id} is changing right now; retry the cancellation"),
         })
-    }
-
-    /// Runs the compensations of a cancelled order now (refund, then release). Failures
-    /// are left to the queued processing message, which runs them again.
-    pub async fn compensate_cancelled(&self, order: &Order) {
-        for action in SagaDef::orders(Default::default()).all_compensations() {
-            if let Err(e) = self.run_action(action, order, None).await {
-                tracing::warn!(order_id = %order.order_id, %action, error = %e,
-                    "compensation deferred to the worker");
-            }
-        }
     }
 
     pub async fn order_events(&self, id: OrderId) -> Result<Vec<DomainEvent>, Error> {
@@ -663,6 +652,7 @@ mod tests {
                 failure_reason: None,
                 tracking_id: None,
                 enqueue_processing: false,
+                step: None,
             };
             assert!(matches!(
                 store.transition(t).await.unwrap(),

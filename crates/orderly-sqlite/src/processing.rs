@@ -446,86 +446,99 @@ impl Reservations for SqliteStore {
         &self,
         order: &Order,
         event: DomainEvent,
+        step: Option<StepRecord>,
     ) -> Result<ReserveOutcome, StoreError> {
         let order = order.clone();
         let now = self.now().millis();
         let out = self
             .db
             .write(move |c| {
-                let id = order.order_id.to_string();
-                let state: Option<String> = c
-                    .prepare_cached("SELECT state FROM reservations WHERE order_id = ?1")
-                    .and_then(|mut st| st.query_row(params![id], |r| r.get(0)).optional())
-                    .map_err(store_err)?;
-                match state.as_deref() {
-                    Some("reserved") => return Ok(ReserveOutcome::AlreadyReserved),
-                    Some(_) => return Ok(ReserveOutcome::Released),
-                    None => {}
-                }
-                let status: Option<String> = c
-                    .prepare_cached("SELECT status FROM orders WHERE order_id = ?1")
-                    .and_then(|mut st| st.query_row(params![id], |r| r.get(0)).optional())
-                    .map_err(store_err)?;
-                if let Some(st) = status {
-                    let st: OrderStatus = st.parse().map_err(|e| corrupt("status", e))?;
-                    if st != OrderStatus::Pending {
-                        return Ok(ReserveOutcome::NotPending(st));
-                    }
-                }
-                // Check every line first: all or nothing (one writer, so nothing moves
-                // between the check and the update).
-                for item in &order.items {
-                    let stock: Option<i64> = c
-                        .prepare_cached("SELECT stock FROM products WHERE product_id = ?1")
-                        .and_then(|mut st| {
-                            st.query_row(params![item.product_id.as_str()], |r| r.get(0))
-                                .optional()
-                        })
+                let out = (|| -> Result<_, StoreError> {
+                    let id = order.order_id.to_string();
+                    let state: Option<String> = c
+                        .prepare_cached("SELECT state FROM reservations WHERE order_id = ?1")
+                        .and_then(|mut st| st.query_row(params![id], |r| r.get(0)).optional())
                         .map_err(store_err)?;
-                    match stock {
-                        None => return Ok(ReserveOutcome::UnknownProduct(item.product_id.clone())),
-                        Some(s) if s < i64::from(item.qty.get()) => {
-                            return Ok(ReserveOutcome::Insufficient {
-                                product_id: item.product_id.clone(),
-                                requested: item.qty.get(),
-                                available: u32::try_from(s).unwrap_or(0),
-                            });
-                        }
-                        Some(_) => {}
+                    match state.as_deref() {
+                        Some("reserved") => return Ok(ReserveOutcome::AlreadyReserved),
+                        Some(_) => return Ok(ReserveOutcome::Released),
+                        None => {}
                     }
-                }
-                let mut held = Vec::new();
-                for item in &order.items {
-                    let n = c
-                        .prepare_cached(
-                            "UPDATE products SET stock = stock - ?1, updated_at = ?2,
+                    let status: Option<String> = c
+                        .prepare_cached("SELECT status FROM orders WHERE order_id = ?1")
+                        .and_then(|mut st| st.query_row(params![id], |r| r.get(0)).optional())
+                        .map_err(store_err)?;
+                    if let Some(st) = status {
+                        let st: OrderStatus = st.parse().map_err(|e| corrupt("status", e))?;
+                        if st != OrderStatus::Pending {
+                            return Ok(ReserveOutcome::NotPending(st));
+                        }
+                    }
+                    // Check every line first: all or nothing (one writer, so nothing moves
+                    // between the check and the update).
+                    for item in &order.items {
+                        let stock: Option<i64> = c
+                            .prepare_cached("SELECT stock FROM products WHERE product_id = ?1")
+                            .and_then(|mut st| {
+                                st.query_row(params![item.product_id.as_str()], |r| r.get(0))
+                                    .optional()
+                            })
+                            .map_err(store_err)?;
+                        match stock {
+                            None => {
+                                return Ok(ReserveOutcome::UnknownProduct(item.product_id.clone()));
+                            }
+                            Some(s) if s < i64::from(item.qty.get()) => {
+                                return Ok(ReserveOutcome::Insufficient {
+                                    product_id: item.product_id.clone(),
+                                    requested: item.qty.get(),
+                                    available: u32::try_from(s).unwrap_or(0),
+                                });
+                            }
+                            Some(_) => {}
+                        }
+                    }
+                    let mut held = Vec::new();
+                    for item in &order.items {
+                        let n = c
+                            .prepare_cached(
+                                "UPDATE products SET stock = stock - ?1, updated_at = ?2,
                                 version = version + 1
                              WHERE product_id = ?3 AND stock >= ?1",
-                        )
-                        .and_then(|mut st| {
-                            st.execute(params![
-                                i64::from(item.qty.get()),
-                                now,
-                                item.product_id.as_str()
-                            ])
-                        })
-                        .map_err(store_err)?;
-                    if n != 1 {
-                        return Err(StoreError::Backend(
-                            "stock changed during a reservation".into(),
-                        ));
+                            )
+                            .and_then(|mut st| {
+                                st.execute(params![
+                                    i64::from(item.qty.get()),
+                                    now,
+                                    item.product_id.as_str()
+                                ])
+                            })
+                            .map_err(store_err)?;
+                        if n != 1 {
+                            return Err(StoreError::Backend(
+                                "stock changed during a reservation".into(),
+                            ));
+                        }
+                        held.push((item.product_id.as_str().to_owned(), item.qty.get()));
                     }
-                    held.push((item.product_id.as_str().to_owned(), item.qty.get()));
-                }
-                let items = serde_json::to_string(&held).map_err(|e| corrupt("reservation", e))?;
-                c.prepare_cached(
-                    "INSERT INTO reservations (order_id, state, items, updated_at)
+                    let items =
+                        serde_json::to_string(&held).map_err(|e| corrupt("reservation", e))?;
+                    c.prepare_cached(
+                        "INSERT INTO reservations (order_id, state, items, updated_at)
                      VALUES (?1, 'reserved', ?2, ?3)",
-                )
-                .and_then(|mut st| st.execute(params![id, items, now]))
-                .map_err(store_err)?;
-                insert_event(c, &event)?;
-                Ok(ReserveOutcome::Reserved)
+                    )
+                    .and_then(|mut st| st.execute(params![id, items, now]))
+                    .map_err(store_err)?;
+                    insert_event(c, &event)?;
+                    Ok(ReserveOutcome::Reserved)
+                })()?;
+                if matches!(
+                    out,
+                    ReserveOutcome::Reserved | ReserveOutcome::AlreadyReserved
+                ) {
+                    put_step(c, order.order_id, step.as_ref())?;
+                }
+                Ok(out)
             })
             .await?;
         if out == ReserveOutcome::Reserved {
@@ -538,51 +551,60 @@ impl Reservations for SqliteStore {
         &self,
         order_id: OrderId,
         event: DomainEvent,
+        step: Option<StepRecord>,
     ) -> Result<ReleaseOutcome, StoreError> {
         let now = self.now().millis();
         let out = self
             .db
             .write(move |c| {
-                let id = order_id.to_string();
-                let row: Option<(String, String)> = c
-                    .prepare_cached("SELECT state, items FROM reservations WHERE order_id = ?1")
-                    .and_then(|mut st| {
-                        st.query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))
-                            .optional()
-                    })
-                    .map_err(store_err)?;
-                match row {
-                    None => {
-                        c.execute(
-                            "INSERT INTO reservations (order_id, state, items, updated_at)
+                let out = (|| -> Result<_, StoreError> {
+                    let id = order_id.to_string();
+                    let row: Option<(String, String)> = c
+                        .prepare_cached("SELECT state, items FROM reservations WHERE order_id = ?1")
+                        .and_then(|mut st| {
+                            st.query_row(params![id], |r| Ok((r.get(0)?, r.get(1)?)))
+                                .optional()
+                        })
+                        .map_err(store_err)?;
+                    match row {
+                        None => {
+                            c.execute(
+                                "INSERT INTO reservations (order_id, state, items, updated_at)
                              VALUES (?1, 'released', '[]', ?2)",
-                            params![id, now],
-                        )
-                        .map_err(store_err)?;
-                        Ok(ReleaseOutcome::NothingReserved)
-                    }
-                    Some((state, _)) if state == "released" => Ok(ReleaseOutcome::AlreadyReleased),
-                    Some((_, items)) => {
-                        let held: Vec<(String, u32)> =
-                            serde_json::from_str(&items).map_err(|e| corrupt("reservation", e))?;
-                        for (pid, qty) in held {
-                            c.prepare_cached(
-                                "UPDATE products SET stock = stock + ?1, updated_at = ?2,
-                                    version = version + 1 WHERE product_id = ?3",
+                                params![id, now],
                             )
-                            .and_then(|mut st| st.execute(params![i64::from(qty), now, pid]))
                             .map_err(store_err)?;
+                            Ok(ReleaseOutcome::NothingReserved)
                         }
-                        c.execute(
-                            "UPDATE reservations SET state = 'released', updated_at = ?2
+                        Some((state, _)) if state == "released" => {
+                            Ok(ReleaseOutcome::AlreadyReleased)
+                        }
+                        Some((_, items)) => {
+                            let held: Vec<(String, u32)> = serde_json::from_str(&items)
+                                .map_err(|e| corrupt("reservation", e))?;
+                            for (pid, qty) in held {
+                                c.prepare_cached(
+                                    "UPDATE products SET stock = stock + ?1, updated_at = ?2,
+                                    version = version + 1 WHERE product_id = ?3",
+                                )
+                                .and_then(|mut st| st.execute(params![i64::from(qty), now, pid]))
+                                .map_err(store_err)?;
+                            }
+                            c.execute(
+                                "UPDATE reservations SET state = 'released', updated_at = ?2
                              WHERE order_id = ?1",
-                            params![id, now],
-                        )
-                        .map_err(store_err)?;
-                        insert_event(c, &event)?;
-                        Ok(ReleaseOutcome::Released)
+                                params![id, now],
+                            )
+                            .map_err(store_err)?;
+                            insert_event(c, &event)?;
+                            Ok(ReleaseOutcome::Released)
+                        }
                     }
+                })()?;
+                if true {
+                    put_step(c, order_id, step.as_ref())?;
                 }
+                Ok(out)
             })
             .await?;
         if out == ReleaseOutcome::Released {
@@ -646,11 +668,13 @@ impl PaymentLedger for SqliteStore {
         order_id: OrderId,
         state: PaymentState,
         event: DomainEvent,
+        step: Option<StepRecord>,
     ) -> Result<PaymentState, StoreError> {
         let now = self.now().millis();
         let out = self
             .db
             .write(move |c| {
+                let out = (|| -> Result<_, StoreError> {
                 let id = order_id.to_string();
                 if let Some(existing) = load_payment(c, &id)? {
                     return Ok((existing, false));
@@ -672,6 +696,11 @@ impl PaymentLedger for SqliteStore {
                 .map_err(store_err)?;
                 insert_event(c, &event)?;
                 Ok((state, true))
+                })()?;
+                if matches!(out.0, PaymentState::Charged { .. }) {
+                    put_step(c, order_id, step.as_ref())?;
+                }
+                Ok(out)
             })
             .await?;
         if out.1 {
@@ -685,24 +714,31 @@ impl PaymentLedger for SqliteStore {
         order_id: OrderId,
         refund_id: String,
         event: DomainEvent,
+        step: Option<StepRecord>,
     ) -> Result<Option<PaymentState>, StoreError> {
         let now = self.now().millis();
         let out = self
             .db
             .write(move |c| {
-                let id = order_id.to_string();
-                match load_payment(c, &id)? {
-                    Some(PaymentState::Charged { .. }) => {}
-                    other => return Ok((other, false)),
-                }
-                c.execute(
-                    "UPDATE payments SET state = 'refunded', refund_id = ?2, updated_at = ?3
+                let out = (|| -> Result<_, StoreError> {
+                    let id = order_id.to_string();
+                    match load_payment(c, &id)? {
+                        Some(PaymentState::Charged { .. }) => {}
+                        other => return Ok((other, false)),
+                    }
+                    c.execute(
+                        "UPDATE payments SET state = 'refunded', refund_id = ?2, updated_at = ?3
                      WHERE order_id = ?1 AND state = 'charged'",
-                    params![id, refund_id, now],
-                )
-                .map_err(store_err)?;
-                insert_event(c, &event)?;
-                Ok((load_payment(c, &id)?, true))
+                        params![id, refund_id, now],
+                    )
+                    .map_err(store_err)?;
+                    insert_event(c, &event)?;
+                    Ok((load_payment(c, &id)?, true))
+                })()?;
+                if true {
+                    put_step(c, order_id, step.as_ref())?;
+                }
+                Ok(out)
             })
             .await?;
         if out.1 {
@@ -746,28 +782,38 @@ impl SagaLog for SqliteStore {
 
     async fn record_step(&self, order_id: OrderId, record: StepRecord) -> Result<(), StoreError> {
         self.db
-            .write(move |c| {
-                c.prepare_cached(
-                    "INSERT INTO saga_steps (order_id, action, succeeded, attempts, detail, at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                     ON CONFLICT (order_id, action) DO UPDATE SET succeeded = excluded.succeeded,
-                        attempts = excluded.attempts, detail = excluded.detail, at = excluded.at",
-                )
-                .and_then(|mut st| {
-                    st.execute(params![
-                        order_id.to_string(),
-                        record.action.as_str(),
-                        i64::from(record.succeeded),
-                        i64::from(record.attempts),
-                        record.detail,
-                        record.at.millis()
-                    ])
-                })
-                .map(|_| ())
-                .map_err(store_err)
-            })
+            .write(move |c| put_step(c, order_id, Some(&record)))
             .await
     }
+}
+
+/// Records (or overwrites) a saga step, inside the caller's write.
+pub(crate) fn put_step(
+    c: &Connection,
+    order_id: OrderId,
+    record: Option<&StepRecord>,
+) -> Result<(), StoreError> {
+    let Some(record) = record else {
+        return Ok(());
+    };
+    c.prepare_cached(
+        "INSERT INTO saga_steps (order_id, action, succeeded, attempts, detail, at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (order_id, action) DO UPDATE SET succeeded = excluded.succeeded,
+            attempts = excluded.attempts, detail = excluded.detail, at = excluded.at",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            order_id.to_string(),
+            record.action.as_str(),
+            i64::from(record.succeeded),
+            i64::from(record.attempts),
+            record.detail,
+            record.at.millis()
+        ])
+    })
+    .map(|_| ())
+    .map_err(store_err)
 }
 
 #[async_trait]

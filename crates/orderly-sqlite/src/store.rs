@@ -9,7 +9,7 @@ use orderly_core::cursor;
 use orderly_core::money::CURRENCY;
 use orderly_core::ports::{
     ApiKeys, Clock, IdempotencyBegin, IdempotencyStore, Inventory, NewOrder, OrderStore, Readiness,
-    SeedMode, SeedOutcome, StoredResponse, SystemClock, Transition, TransitionOutcome,
+    SeedMode, SeedOutcome, StepRecord, StoredResponse, SystemClock, Transition, TransitionOutcome,
 };
 use orderly_core::{
     DomainEvent, IdempotencyKey, Money, Order, OrderFilter, OrderId, Page, Product, ProductId,
@@ -19,6 +19,7 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::cache::{Cached, Generations, Kind};
 use crate::db::{Db, Durability, store_err};
+use crate::processing::put_step;
 use crate::schema;
 
 pub use orderly_core::ports::ORDERS_QUEUE;
@@ -409,9 +410,19 @@ impl OrderStore for SqliteStore {
         let out = self
             .db
             .write(move |c| {
+                // The step's record, when the order is in `to` afterwards.
+                let done = |o: &Order| -> Result<(), StoreError> {
+                    if o.status == t.to {
+                        put_step(c, t.order_id, t.step.as_ref())?;
+                    }
+                    Ok(())
+                };
                 if !t.from.can_become(t.to) {
                     return match load_order(c, t.order_id)? {
-                        Some(o) => Ok(TransitionOutcome::Stale(o)),
+                        Some(o) => {
+                            done(&o)?;
+                            Ok(TransitionOutcome::Stale(o))
+                        }
                         None => Ok(TransitionOutcome::NotFound),
                     };
                 }
@@ -441,8 +452,14 @@ impl OrderStore for SqliteStore {
                 }
                 match (changed, load_order(c, t.order_id)?) {
                     (_, None) => Ok(TransitionOutcome::NotFound),
-                    (1, Some(o)) => Ok(TransitionOutcome::Applied(o)),
-                    (_, Some(o)) => Ok(TransitionOutcome::Stale(o)),
+                    (1, Some(o)) => {
+                        done(&o)?;
+                        Ok(TransitionOutcome::Applied(o))
+                    }
+                    (_, Some(o)) => {
+                        done(&o)?;
+                        Ok(TransitionOutcome::Stale(o))
+                    }
                 }
             })
             .await?;
@@ -455,13 +472,19 @@ impl OrderStore for SqliteStore {
         Ok(out)
     }
 
-    async fn append_event(&self, event: DomainEvent) -> Result<bool, StoreError> {
+    async fn append_event(
+        &self,
+        event: DomainEvent,
+        step: Option<StepRecord>,
+    ) -> Result<bool, StoreError> {
         let added = self
             .db
             .write(move |c| {
                 let before = c.total_changes();
                 insert_event(c, &event)?;
-                Ok(c.total_changes() > before)
+                let added = c.total_changes() > before;
+                put_step(c, event.order_id, step.as_ref())?;
+                Ok(added)
             })
             .await?;
         if added {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use orderly_core::model::{Order, OrderFilter, Page};
-use orderly_core::ports::{NewOrder, OrderStore, Transition, TransitionOutcome};
+use orderly_core::ports::{NewOrder, OrderStore, StepRecord, Transition, TransitionOutcome};
 use orderly_core::{DomainEvent, OrderId, OrderStatus, StoreError};
 
 /// An order store whose `ConfirmOrder` transition is refused (as if confirmation failed):
@@ -40,7 +40,11 @@ impl<S: OrderStore + 'static> OrderStore for RefuseConfirm<S> {
     async fn events(&self, id: OrderId) -> Result<Vec<DomainEvent>, StoreError> {
         self.0.events(id).await
     }
-    async fn append_event(&self, e: DomainEvent) -> Result<bool, StoreError> {
-        self.0.append_event(e).await
+    async fn append_event(
+        &self,
+        e: DomainEvent,
+        step: Option<StepRecord>,
+    ) -> Result<bool, StoreError> {
+        self.0.append_event(e, step).await
     }
 }

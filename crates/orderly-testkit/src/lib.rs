@@ -70,6 +70,7 @@ fn transition(o: &Order, from: OrderStatus, to: OrderStatus, kind: EventType) ->
         failure_reason: (to == OrderStatus::Failed).then(|| "out of stock".to_owned()),
         tracking_id: None,
         enqueue_processing: false,
+        step: None,
     }
 }
 

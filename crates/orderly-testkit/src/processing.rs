@@ -763,12 +763,12 @@ where
     let reserved = |o: &orderly_core::Order| event(o, EventType::InventoryReserved);
     let released = |o: &orderly_core::Order| event(o, EventType::InventoryReleased);
     assert_eq!(
-        s.reserve(&a, reserved(&a)).await.expect("r"),
+        s.reserve(&a, reserved(&a), None).await.expect("r"),
         ReserveOutcome::Reserved
     );
     assert_eq!((stock(&s, "P1").await, stock(&s, "P2").await), (3, 0));
     assert_eq!(
-        s.reserve(&a, reserved(&a)).await.expect("r"),
+        s.reserve(&a, reserved(&a), None).await.expect("r"),
         ReserveOutcome::AlreadyReserved
     );
     assert_eq!(
@@ -780,7 +780,7 @@ where
     let mut b = order("u", 1);
     b.items = vec![line("P1", 1), line("P2", 1)];
     assert_eq!(
-        s.reserve(&b, reserved(&b)).await.expect("r"),
+        s.reserve(&b, reserved(&b), None).await.expect("r"),
         ReserveOutcome::Insufficient {
             product_id: "P2".parse().expect("id"),
             requested: 1,
@@ -790,12 +790,16 @@ where
     assert_eq!(stock(&s, "P1").await, 3, "all or nothing");
 
     assert_eq!(
-        s.release(a.order_id, released(&a)).await.expect("rel"),
+        s.release(a.order_id, released(&a), None)
+            .await
+            .expect("rel"),
         ReleaseOutcome::Released
     );
     assert_eq!((stock(&s, "P1").await, stock(&s, "P2").await), (5, 1));
     assert_eq!(
-        s.release(a.order_id, released(&a)).await.expect("rel"),
+        s.release(a.order_id, released(&a), None)
+            .await
+            .expect("rel"),
         ReleaseOutcome::AlreadyReleased
     );
     assert_eq!(
@@ -804,7 +808,7 @@ where
         "no double release"
     );
     assert_eq!(
-        s.reserve(&a, reserved(&a)).await.expect("r"),
+        s.reserve(&a, reserved(&a), None).await.expect("r"),
         ReserveOutcome::Released
     );
     assert_eq!(
@@ -832,11 +836,13 @@ where
     let mut c = order("u", 2);
     c.items = vec![line("P1", 1)];
     assert_eq!(
-        s.release(c.order_id, released(&c)).await.expect("rel"),
+        s.release(c.order_id, released(&c), None)
+            .await
+            .expect("rel"),
         ReleaseOutcome::NothingReserved
     );
     assert_eq!(
-        s.reserve(&c, reserved(&c)).await.expect("r"),
+        s.reserve(&c, reserved(&c), None).await.expect("r"),
         ReserveOutcome::Released
     );
     assert_eq!(stock(&s, "P1").await, 5);
@@ -844,7 +850,7 @@ where
     let mut d = order("u", 3);
     d.items = vec![line("P9", 1)];
     assert_eq!(
-        s.reserve(&d, reserved(&d)).await.expect("r"),
+        s.reserve(&d, reserved(&d), None).await.expect("r"),
         ReserveOutcome::UnknownProduct("P9".parse().expect("id"))
     );
 
@@ -861,13 +867,14 @@ where
         failure_reason: None,
         tracking_id: None,
         enqueue_processing: false,
+        step: None,
     };
     assert!(matches!(
         s.transition(t).await.expect("t"),
         TransitionOutcome::Applied(_)
     ));
     assert_eq!(
-        s.reserve(&e, reserved(&e)).await.expect("r"),
+        s.reserve(&e, reserved(&e), None).await.expect("r"),
         ReserveOutcome::NotPending(OrderStatus::Cancelled)
     );
     assert_eq!(stock(&s, "P1").await, 5);
@@ -890,7 +897,12 @@ where
         amount: Money::from_minor(5998).expect("m"),
     };
     let got = s
-        .record_charge(id, charged.clone(), event(&o, EventType::PaymentCompleted))
+        .record_charge(
+            id,
+            charged.clone(),
+            event(&o, EventType::PaymentCompleted),
+            None,
+        )
         .await
         .expect("charge");
     assert_eq!(got, charged);
@@ -898,12 +910,17 @@ where
         reason: "no".into(),
     };
     let got = s
-        .record_charge(id, declined, event(&o, EventType::PaymentFailed))
+        .record_charge(id, declined, event(&o, EventType::PaymentFailed), None)
         .await
         .expect("charge");
     assert_eq!(got, charged, "the first recorded outcome wins");
     let refunded = s
-        .record_refund(id, "re_1".into(), event(&o, EventType::PaymentRefunded))
+        .record_refund(
+            id,
+            "re_1".into(),
+            event(&o, EventType::PaymentRefunded),
+            None,
+        )
         .await
         .expect("refund");
     let expected = PaymentState::Refunded {
@@ -913,7 +930,12 @@ where
     };
     assert_eq!(refunded, Some(expected.clone()));
     let again = s
-        .record_refund(id, "re_2".into(), event(&o, EventType::PaymentRefunded))
+        .record_refund(
+            id,
+            "re_2".into(),
+            event(&o, EventType::PaymentRefunded),
+            None,
+        )
         .await
         .expect("refund");
     assert_eq!(again, Some(expected), "a second refund changes nothing");
@@ -942,6 +964,7 @@ where
         o2.order_id,
         declined.clone(),
         event(&o2, EventType::PaymentFailed),
+        None,
     )
     .await
     .expect("charge");
@@ -949,7 +972,8 @@ where
         s.record_refund(
             o2.order_id,
             "re".into(),
-            event(&o2, EventType::PaymentRefunded)
+            event(&o2, EventType::PaymentRefunded),
+            None
         )
         .await
         .expect("refund"),
@@ -1004,6 +1028,247 @@ where
     assert_eq!(steps[1].detail.as_deref(), Some("declined"));
 }
 
+/// The contract of saga steps recorded with their effects: each effect port commits the
+/// step's record given to it exactly when its outcome is the step's success (see
+/// [`StepRecord`]), and never when it is not.
+pub async fn steps_with_effects_contract<S, F, Fut>(fresh: F)
+where
+    S: SagaLog + Reservations + PaymentLedger + Inventory + OrderStore,
+    F: Fn() -> Fut,
+    Fut: Future<Output = S>,
+{
+    let s = fresh().await;
+    s.put_product(spec("P1", 100, 5), t0()).await.expect("put");
+    let rec = |action, attempts| StepRecord {
+        action,
+        succeeded: true,
+        attempts,
+        detail: None,
+        at: t0().plus_secs(i64::from(attempts)),
+    };
+    let has = |steps: &[StepRecord], a: Action, attempts: u32| {
+        steps
+            .iter()
+            .any(|r| r.action == a && r.succeeded && r.attempts == attempts)
+    };
+    let mut o = order("u", 0);
+    o.items = vec![OrderItem {
+        product_id: "P1".parse().expect("id"),
+        qty: Qty::new(2).expect("qty"),
+        unit_price: Money::from_minor(100).expect("money"),
+    }];
+    s.create(new_order(&o)).await.expect("create");
+    let id = o.order_id;
+
+    // Reserve: committed with a reservation, and with a repeated one.
+    let out = s
+        .reserve(
+            &o,
+            event(&o, EventType::InventoryReserved),
+            Some(rec(Action::ReserveInventory, 1)),
+        )
+        .await
+        .expect("reserve");
+    assert_eq!(out, ReserveOutcome::Reserved);
+    assert!(has(
+        &s.steps(id).await.expect("steps"),
+        Action::ReserveInventory,
+        1
+    ));
+    s.reserve(
+        &o,
+        event(&o, EventType::InventoryReserved),
+        Some(rec(Action::ReserveInventory, 2)),
+    )
+    .await
+    .expect("reserve");
+    assert!(
+        has(
+            &s.steps(id).await.expect("steps"),
+            Action::ReserveInventory,
+            2
+        ),
+        "AlreadyReserved is a success too"
+    );
+    // Not committed when the reservation is refused.
+    let mut big = order("u", 1);
+    big.items = vec![OrderItem {
+        product_id: "P1".parse().expect("id"),
+        qty: Qty::new(50).expect("qty"),
+        unit_price: Money::from_minor(100).expect("money"),
+    }];
+    s.create(new_order(&big)).await.expect("create");
+    let out = s
+        .reserve(
+            &big,
+            event(&big, EventType::InventoryReserved),
+            Some(rec(Action::ReserveInventory, 1)),
+        )
+        .await
+        .expect("reserve");
+    assert!(matches!(out, ReserveOutcome::Insufficient { .. }));
+    assert!(s.steps(big.order_id).await.expect("steps").is_empty());
+
+    // A charge: committed when the ledger ends Charged, not when it ends Declined.
+    let charged = PaymentState::Charged {
+        payment_id: "pay_1".into(),
+        amount: Money::from_minor(200).expect("m"),
+    };
+    s.record_charge(
+        id,
+        charged,
+        event(&o, EventType::PaymentCompleted),
+        Some(rec(Action::ProcessPayment, 1)),
+    )
+    .await
+    .expect("charge");
+    assert!(has(
+        &s.steps(id).await.expect("steps"),
+        Action::ProcessPayment,
+        1
+    ));
+    let declined = PaymentState::Declined {
+        reason: "no".into(),
+    };
+    s.record_charge(
+        big.order_id,
+        declined,
+        event(&big, EventType::PaymentFailed),
+        Some(rec(Action::ProcessPayment, 1)),
+    )
+    .await
+    .expect("charge");
+    assert!(
+        s.steps(big.order_id).await.expect("steps").is_empty(),
+        "a decline is no success"
+    );
+
+    // A transition: committed when the order ends in `to`.
+    let confirm = |attempts| {
+        let mut t = Transition {
+            order_id: id,
+            from: OrderStatus::Pending,
+            to: OrderStatus::Confirmed,
+            at: t0(),
+            event: event(&o, EventType::OrderConfirmed),
+            failure_reason: None,
+            tracking_id: None,
+            enqueue_processing: false,
+            step: None,
+        };
+        t.step = Some(rec(Action::ConfirmOrder, attempts));
+        t
+    };
+    assert!(matches!(
+        s.transition(confirm(1)).await.expect("t"),
+        TransitionOutcome::Applied(_)
+    ));
+    assert!(has(
+        &s.steps(id).await.expect("steps"),
+        Action::ConfirmOrder,
+        1
+    ));
+    assert!(matches!(
+        s.transition(confirm(2)).await.expect("t"),
+        TransitionOutcome::Stale(_)
+    ));
+    assert!(
+        has(&s.steps(id).await.expect("steps"), Action::ConfirmOrder, 2),
+        "already in `to` is a success too"
+    );
+    let mut wrong = confirm(1);
+    wrong.order_id = big.order_id;
+    wrong.from = OrderStatus::Confirmed;
+    wrong.to = OrderStatus::Fulfilled;
+    assert!(matches!(
+        s.transition(wrong).await.expect("t"),
+        TransitionOutcome::Stale(_)
+    ));
+    assert!(s.steps(big.order_id).await.expect("steps").is_empty());
+
+    // An event: committed whether it is new or not.
+    let placed = event(&o, EventType::OrderPlaced);
+    assert!(
+        s.append_event(placed.clone(), Some(rec(Action::EmitOrderPlaced, 1)))
+            .await
+            .expect("append")
+    );
+    assert!(
+        !s.append_event(placed, Some(rec(Action::EmitOrderPlaced, 2)))
+            .await
+            .expect("append")
+    );
+    assert!(has(
+        &s.steps(id).await.expect("steps"),
+        Action::EmitOrderPlaced,
+        2
+    ));
+
+    // Compensations: committed with the refund and the release, and when there was
+    // nothing left to undo.
+    s.record_refund(
+        id,
+        "re_1".into(),
+        event(&o, EventType::PaymentRefunded),
+        Some(rec(Action::RefundPayment, 1)),
+    )
+    .await
+    .expect("refund");
+    assert!(has(
+        &s.steps(id).await.expect("steps"),
+        Action::RefundPayment,
+        1
+    ));
+    s.record_refund(
+        id,
+        "re_1".into(),
+        event(&o, EventType::PaymentRefunded),
+        Some(rec(Action::RefundPayment, 2)),
+    )
+    .await
+    .expect("refund");
+    assert!(has(
+        &s.steps(id).await.expect("steps"),
+        Action::RefundPayment,
+        2
+    ));
+    let out = s
+        .release(
+            id,
+            event(&o, EventType::InventoryReleased),
+            Some(rec(Action::ReleaseInventory, 1)),
+        )
+        .await
+        .expect("release");
+    assert_eq!(out, ReleaseOutcome::Released);
+    assert!(has(
+        &s.steps(id).await.expect("steps"),
+        Action::ReleaseInventory,
+        1
+    ));
+    let out = s
+        .release(
+            big.order_id,
+            event(&big, EventType::InventoryReleased),
+            Some(rec(Action::ReleaseInventory, 1)),
+        )
+        .await
+        .expect("release");
+    assert_eq!(out, ReleaseOutcome::NothingReserved);
+    assert!(has(
+        &s.steps(big.order_id).await.expect("steps"),
+        Action::ReleaseInventory,
+        1
+    ));
+    assert_eq!(stock(&s, "P1").await, 5, "stock back");
+    // Without a record nothing is recorded.
+    let before = s.steps(id).await.expect("steps");
+    s.release(id, event(&o, EventType::InventoryReleased), None)
+        .await
+        .expect("release");
+    assert_eq!(s.steps(id).await.expect("steps"), before);
+}
+
 /// The [`EventOutbox`] contract: every recorded event once, in order.
 pub async fn outbox_contract<S, F, Fut>(fresh: F)
 where
@@ -1017,12 +1282,12 @@ where
     s.create(new_order(&a)).await.expect("create");
     s.create(new_order(&b)).await.expect("create");
     assert!(
-        s.append_event(event(&a, EventType::OrderPlaced))
+        s.append_event(event(&a, EventType::OrderPlaced), None)
             .await
             .expect("append")
     );
     assert!(
-        !s.append_event(event(&a, EventType::OrderPlaced))
+        !s.append_event(event(&a, EventType::OrderPlaced), None)
             .await
             .expect("append"),
         "the same event id is kept once"

@@ -132,50 +132,21 @@ impl Worker {
         // Fulfilment is one conditional write per order: as many consumers as the saga,
         // each working on its whole batch at once, so it keeps up with the saga.
         for _ in 0..self.cfg.consumers.max(1) {
-            let w = self.clone();
-            let app = self.app.clone();
-            tasks.spawn(w.consume(
+            tasks.spawn(self.clone().subscriber(
                 FULFILMENT,
                 Handling::Concurrent,
                 shutdown.clone(),
-                move |m| {
-                    let app = app.clone();
-                    async move {
-                        let e = parse_event(&m)?;
-                        app.fulfil(e.order_id).await.map_err(|e| e.to_string())
-                    }
-                },
             ));
         }
-        let w = self.clone();
-        let (app, notifier) = (self.app.clone(), self.notifier.clone());
         // One consumer, one message after the other: a customer's mails keep their order.
-        tasks.spawn(w.consume(
-            NOTIFICATIONS,
-            Handling::InOrder,
-            shutdown.clone(),
-            move |m| {
-                let (app, notifier) = (app.clone(), notifier.clone());
-                async move {
-                    app.deliver_notification(notifier.as_ref(), &parse_event(&m)?)
-                        .await
-                }
-            },
-        ));
+        tasks.spawn(
+            self.clone()
+                .subscriber(NOTIFICATIONS, Handling::InOrder, shutdown.clone()),
+        );
         if let Some(deliverer) = &self.webhooks {
-            let w = self.clone();
-            let app = self.app.clone();
             tasks.spawn(
-                w.consume(WEBHOOKS, Handling::InOrder, shutdown.clone(), move |m| {
-                    let app = app.clone();
-                    async move {
-                        let e = parse_event(&m)?;
-                        app.fan_out_webhook(&e)
-                            .await
-                            .map(|_| ())
-                            .map_err(|e| e.to_string())
-                    }
-                }),
+                self.clone()
+                    .subscriber(WEBHOOKS, Handling::InOrder, shutdown.clone()),
             );
             for _ in 0..deliverer.config().consumers.max(1) {
                 tasks.spawn(webhooks::run_deliveries(
@@ -194,6 +165,26 @@ impl Worker {
             }
         }
         tracing::info!("worker stopped");
+    }
+
+    /// Consumes the queue of `subscription`, running core's reaction of that subscriber
+    /// ([`Orderly::react`]) on each event.
+    async fn subscriber(
+        self,
+        subscription: &'static str,
+        handling: Handling,
+        shutdown: watch::Receiver<bool>,
+    ) {
+        let (app, notifier) = (self.app.clone(), self.notifier.clone());
+        self.consume(subscription, handling, shutdown, move |m| {
+            let (app, notifier) = (app.clone(), notifier.clone());
+            async move {
+                app.react(subscription, &parse_event(&m)?, notifier.as_ref())
+                    .await
+                    .map(|_| ())
+            }
+        })
+        .await
     }
 
     /// Receives from `queue` and runs `handle` on each message until shutdown.

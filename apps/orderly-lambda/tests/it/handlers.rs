@@ -956,6 +956,7 @@ async fn worker_starts_one_saga_per_order_and_reports_poison_messages() {
         failure_reason: None,
         tracking_id: None,
         enqueue_processing: true,
+        step: None,
     };
     assert!(matches!(
         env.l.app.ports().orders.transition(t).await.unwrap(),

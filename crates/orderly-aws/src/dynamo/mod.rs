@@ -34,7 +34,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use orderly_core::money::CURRENCY;
 use orderly_core::ports::{
     IdempotencyBegin, IdempotencyStore, Inventory, NewOrder, OrderStore, Readiness, SeedMode,
-    SeedOutcome, StoredResponse, Transition, TransitionOutcome,
+    SeedOutcome, StepRecord, StoredResponse, Transition, TransitionOutcome,
 };
 use orderly_core::{
     DomainEvent, EventType, IdempotencyKey, Money, Order, OrderFilter, OrderId, Page, Product,
@@ -490,7 +490,13 @@ impl OrderStore for DynamoStore {
             })
         };
         if !t.from.can_become(t.to) {
-            return current().await;
+            let now = current().await?;
+            if let TransitionOutcome::Stale(o) = &now
+                && o.status == t.to
+            {
+                self.step_alone(t.order_id, t.step.clone()).await?;
+            }
+            return Ok(now);
         }
         let mut set = vec!["#st = :to", "updatedAt = :at", "version = version + :one"];
         let mut update = Update::builder()
@@ -521,12 +527,21 @@ impl OrderStore for DynamoStore {
             .map_err(build_err)?;
         let mut items = vec![TransactWriteItem::builder().update(update).build()];
         items.extend(event_writes(&self.tables.events, &t.event)?);
+        items.extend(self.step_write(t.order_id, t.step.as_ref())?);
         match self.transact(items).await? {
             None => match self.get(t.order_id).await? {
                 Some(o) => Ok(TransitionOutcome::Applied(o)),
                 None => Ok(TransitionOutcome::NotFound),
             },
-            Some(_) => current().await,
+            Some(_) => {
+                let now = current().await?;
+                if let TransitionOutcome::Stale(o) = &now
+                    && o.status == t.to
+                {
+                    self.step_alone(t.order_id, t.step.clone()).await?;
+                }
+                Ok(now)
+            }
         }
     }
 
@@ -558,9 +573,19 @@ impl OrderStore for DynamoStore {
         Ok(out)
     }
 
-    async fn append_event(&self, event: DomainEvent) -> Result<bool, StoreError> {
-        let items = event_writes(&self.tables.events, &event)?;
-        Ok(self.transact(items).await?.is_none())
+    async fn append_event(
+        &self,
+        event: DomainEvent,
+        step: Option<StepRecord>,
+    ) -> Result<bool, StoreError> {
+        let mut items = event_writes(&self.tables.events, &event)?;
+        items.extend(self.step_write(event.order_id, step.as_ref())?);
+        let added = self.transact(items).await?.is_none();
+        if !added {
+            // The event was there already: record the step on its own.
+            self.step_alone(event.order_id, step).await?;
+        }
+        Ok(added)
     }
 }
 

@@ -3,7 +3,8 @@
 //!
 //! A reservation is one `TransactWriteItems`: a condition that the order is still
 //! `PENDING`, the reservation record (only if absent: a retried reserve is a no-op), a
-//! conditional decrement per line (never below zero) and the InventoryReserved event.
+//! conditional decrement per line (never below zero), the InventoryReserved event and the
+//! saga step's record.
 //! DynamoDB allows 100 actions per transaction, so an order of more than
 //! [`MAX_RESERVABLE_LINES`] lines is refused rather than reserved in parts.
 
@@ -24,10 +25,56 @@ use super::{
 };
 
 /// Most order lines one reservation transaction can hold (100 actions, less the order
-/// check, the reservation record and the event's two writes).
-pub const MAX_RESERVABLE_LINES: usize = 96;
+/// check, the reservation record, the event's two writes and the saga step's record).
+pub const MAX_RESERVABLE_LINES: usize = 95;
+
+/// The item of a saga step's record.
+fn step_item(order_id: OrderId, record: &StepRecord) -> HashMap<String, AttributeValue> {
+    let mut item: HashMap<String, AttributeValue> = HashMap::from([
+        ("orderId".to_owned(), s(order_id.to_string())),
+        ("sk".to_owned(), s(format!("step#{}", record.action))),
+        ("action".to_owned(), s(record.action.as_str())),
+        ("succeeded".to_owned(), n(i64::from(record.succeeded))),
+        ("attempts".to_owned(), n(i64::from(record.attempts))),
+        ("at".to_owned(), n(record.at.millis())),
+    ]);
+    if let Some(d) = &record.detail {
+        item.insert("detail".into(), s(d));
+    }
+    item
+}
 
 impl DynamoStore {
+    /// A saga step's record as one action of a transaction (none without a record).
+    pub(crate) fn step_write(
+        &self,
+        order_id: OrderId,
+        step: Option<&StepRecord>,
+    ) -> Result<Option<TransactWriteItem>, StoreError> {
+        let Some(record) = step else {
+            return Ok(None);
+        };
+        let put = Put::builder()
+            .table_name(&self.tables.saga)
+            .set_item(Some(step_item(order_id, record)))
+            .build()
+            .map_err(build_err)?;
+        Ok(Some(TransactWriteItem::builder().put(put).build()))
+    }
+
+    /// Records a saga step on its own: the effect was already there, so there is nothing
+    /// to commit it with.
+    pub(crate) async fn step_alone(
+        &self,
+        order_id: OrderId,
+        step: Option<StepRecord>,
+    ) -> Result<(), StoreError> {
+        match step {
+            Some(record) => self.record_step(order_id, record).await,
+            None => Ok(()),
+        }
+    }
+
     async fn saga_item(&self, order_id: OrderId, sk: &str) -> Result<Option<Item>, StoreError> {
         let out = self
             .client
@@ -56,10 +103,14 @@ impl Reservations for DynamoStore {
         &self,
         order: &Order,
         event: DomainEvent,
+        step: Option<StepRecord>,
     ) -> Result<ReserveOutcome, StoreError> {
         let id = order.order_id;
         match self.reservation_state(id).await?.as_deref() {
-            Some("reserved") => return Ok(ReserveOutcome::AlreadyReserved),
+            Some("reserved") => {
+                self.step_alone(id, step).await?;
+                return Ok(ReserveOutcome::AlreadyReserved);
+            }
             Some(_) => return Ok(ReserveOutcome::Released),
             None => {}
         }
@@ -114,6 +165,7 @@ impl Reservations for DynamoStore {
             items.push(TransactWriteItem::builder().update(update).build());
         }
         items.extend(event_writes(&t.events, &event)?);
+        items.extend(self.step_write(id, step.as_ref())?);
         let Some(codes) = self.transact(items).await? else {
             return Ok(ReserveOutcome::Reserved);
         };
@@ -128,7 +180,10 @@ impl Reservations for DynamoStore {
         }
         if failed(1) {
             return Ok(match self.reservation_state(id).await?.as_deref() {
-                Some("reserved") => ReserveOutcome::AlreadyReserved,
+                Some("reserved") => {
+                    self.step_alone(id, step).await?;
+                    ReserveOutcome::AlreadyReserved
+                }
                 _ => ReserveOutcome::Released,
             });
         }
@@ -153,6 +208,7 @@ impl Reservations for DynamoStore {
         &self,
         order_id: OrderId,
         event: DomainEvent,
+        step: Option<StepRecord>,
     ) -> Result<ReleaseOutcome, StoreError> {
         let t = &self.tables;
         for _ in 0..3 {
@@ -171,12 +227,16 @@ impl Reservations for DynamoStore {
                     .send()
                     .await;
                 match put {
-                    Ok(_) => return Ok(ReleaseOutcome::NothingReserved),
+                    Ok(_) => {
+                        self.step_alone(order_id, step).await?;
+                        return Ok(ReleaseOutcome::NothingReserved);
+                    }
                     Err(e) if is_condition_failure(&e) => continue,
                     Err(e) => return Err(sdk_err(e)),
                 }
             };
             if get_s(&item, "state")? != "reserved" {
+                self.step_alone(order_id, step).await?;
                 return Ok(ReleaseOutcome::AlreadyReleased);
             }
             let held: Vec<(String, u32)> = serde_json::from_str(get_s(&item, "items")?)
@@ -207,6 +267,7 @@ impl Reservations for DynamoStore {
                 items.push(TransactWriteItem::builder().update(back).build());
             }
             items.extend(event_writes(&t.events, &event)?);
+            items.extend(self.step_write(order_id, step.as_ref())?);
             match self.transact(items).await? {
                 None => return Ok(ReleaseOutcome::Released),
                 Some(_) => continue, // released concurrently: look again
@@ -252,7 +313,9 @@ impl PaymentLedger for DynamoStore {
         order_id: OrderId,
         state: PaymentState,
         event: DomainEvent,
+        step: Option<StepRecord>,
     ) -> Result<PaymentState, StoreError> {
+        let charged = |st: &PaymentState| matches!(st, PaymentState::Charged { .. });
         let mut put = Put::builder()
             .table_name(&self.tables.saga)
             .item("orderId", s(order_id.to_string()))
@@ -279,12 +342,20 @@ impl PaymentLedger for DynamoStore {
                 .build(),
         ];
         items.extend(event_writes(&self.tables.events, &event)?);
+        if charged(&state) {
+            items.extend(self.step_write(order_id, step.as_ref())?);
+        }
         match self.transact(items).await? {
             None => Ok(state),
-            Some(_) => self
-                .payment(order_id)
-                .await?
-                .ok_or_else(|| StoreError::Unavailable("payment record contended; retry".into())),
+            Some(_) => {
+                let now = self.payment(order_id).await?.ok_or_else(|| {
+                    StoreError::Unavailable("payment record contended; retry".into())
+                })?;
+                if charged(&now) {
+                    self.step_alone(order_id, step).await?;
+                }
+                Ok(now)
+            }
         }
     }
 
@@ -293,10 +364,14 @@ impl PaymentLedger for DynamoStore {
         order_id: OrderId,
         refund_id: String,
         event: DomainEvent,
+        step: Option<StepRecord>,
     ) -> Result<Option<PaymentState>, StoreError> {
         match self.payment(order_id).await? {
             Some(PaymentState::Charged { .. }) => {}
-            other => return Ok(other),
+            other => {
+                self.step_alone(order_id, step).await?;
+                return Ok(other);
+            }
         }
         let update = Update::builder()
             .table_name(&self.tables.saga)
@@ -313,7 +388,11 @@ impl PaymentLedger for DynamoStore {
             .map_err(build_err)?;
         let mut items = vec![TransactWriteItem::builder().update(update).build()];
         items.extend(event_writes(&self.tables.events, &event)?);
-        self.transact(items).await?;
+        items.extend(self.step_write(order_id, step.as_ref())?);
+        if self.transact(items).await?.is_some() {
+            // Refunded concurrently: the refund is there, record the step alone.
+            self.step_alone(order_id, step).await?;
+        }
         self.payment(order_id).await
     }
 }
@@ -340,21 +419,10 @@ impl SagaLog for DynamoStore {
     }
 
     async fn record_step(&self, order_id: OrderId, record: StepRecord) -> Result<(), StoreError> {
-        let mut item: HashMap<String, AttributeValue> = HashMap::from([
-            ("orderId".to_owned(), s(order_id.to_string())),
-            ("sk".to_owned(), s(format!("step#{}", record.action))),
-            ("action".to_owned(), s(record.action.as_str())),
-            ("succeeded".to_owned(), n(i64::from(record.succeeded))),
-            ("attempts".to_owned(), n(i64::from(record.attempts))),
-            ("at".to_owned(), n(record.at.millis())),
-        ]);
-        if let Some(d) = record.detail {
-            item.insert("detail".into(), s(d));
-        }
         self.client
             .put_item()
             .table_name(&self.tables.saga)
-            .set_item(Some(item))
+            .set_item(Some(step_item(order_id, &record)))
             .send()
             .await
             .map_err(sdk_err)?;

@@ -10,6 +10,7 @@ use orderly_aws::dynamo::{DynamoStore, Tables, create_tables};
 use orderly_aws::{AwsSettings, sdk_config};
 use orderly_testkit::processing::{
     notification_log_contract, payment_ledger_contract, reservations_contract, saga_log_contract,
+    steps_with_effects_contract,
 };
 use orderly_testkit::{idempotency_contract, inventory_contract, order_store_contract};
 
@@ -75,6 +76,12 @@ async fn dynamodb_saga_log() {
 
 #[tokio::test]
 #[ignore = "needs the moto emulator: scripts/test.sh starts it and runs ignored tests"]
+async fn dynamodb_steps_with_effects() {
+    steps_with_effects_contract(fresh).await;
+}
+
+#[tokio::test]
+#[ignore = "needs the moto emulator: scripts/test.sh starts it and runs ignored tests"]
 async fn dynamodb_notification_log() {
     notification_log_contract(fresh).await;
 }
@@ -117,7 +124,7 @@ async fn twenty_concurrent_orders_for_the_last_unit_exactly_one_reserves() {
                 o.created_at,
                 serde_json::json!({}),
             );
-            store.reserve(&o, e).await.unwrap()
+            store.reserve(&o, e, None).await.unwrap()
         }));
     }
     let mut reserved = 0;

@@ -6,11 +6,12 @@
 //! implies. The Task states the execution visits must be the actions the local engine ran,
 //! in the same order.
 //!
-//! The local sequence is the order of the engine's `record_step` calls (a journal wrapped
-//! around the saga log): the engine runs one order's actions one after another and records
-//! each outcome right after the action ran, before the next starts, so that order is the
-//! order of execution; the retries of one action make one record (with `attempts`), as a
-//! retried Task state is entered once. The saga log's `steps(order_id)` lists the same
+//! The local sequence is the order in which the engine's step records reach the saga log (a
+//! journal wrapped around the store: a record is committed with its action's effect, or on
+//! its own with `record_step`): the engine runs one order's actions one after another and
+//! records each outcome with the action or right after it, before the next starts, so that
+//! order is the order of execution; the retries of one action make one record (with
+//! `attempts`), as a retried Task state is entered once. The saga log's `steps(order_id)` lists the same
 //! records here (asserted too), but it is a store of outcomes keyed by action (an upsert),
 //! whose listing order is the adapter's (insertion here, time stamps with ties broken by
 //! key on DynamoDB), not a trace of execution.
@@ -45,9 +46,14 @@ use orderly_aws::{AwsSettings, aws_sdk_sfn, sdk_config};
 use orderly_core::input::parse_create_order;
 use orderly_core::memory::MemoryStore;
 use orderly_core::payment::{PaymentSimulator, SimulatorConfig};
-use orderly_core::ports::{SagaLog, SeedMode, StepRecord, SystemClock};
+use orderly_core::ports::{
+    NewOrder, OrderStore, PaymentLedger, PaymentState, ReleaseOutcome, Reservations,
+    ReserveOutcome, SagaLog, SeedMode, StepRecord, SystemClock, Transition, TransitionOutcome,
+};
 use orderly_core::saga::{Action, FINAL, RETRYABLE, SagaDef, SagaSettings};
-use orderly_core::{OrderId, Orderly, Ports, Settings, StoreError};
+use orderly_core::{
+    DomainEvent, Order, OrderFilter, OrderId, Orderly, Page, Ports, Settings, StoreError,
+};
 use orderly_testkit::faults::RefuseConfirm;
 use orderly_worker::{SagaEngine, SagaOutcome};
 use serde_json::{Value, json};
@@ -312,10 +318,22 @@ fn saga_settings() -> SagaSettings {
     }
 }
 
-/// The saga log, journaling every `record_step` call in the order it is made.
+/// The saga log and the effect ports, journaling every step record that reaches the log,
+/// in the order it does (with an effect or on its own).
 struct Journal {
     store: Arc<MemoryStore>,
     calls: Mutex<Vec<StepRecord>>,
+}
+
+impl Journal {
+    /// Journals `step` if the call just made left it in the log.
+    async fn journal(&self, order_id: OrderId, step: Option<StepRecord>) {
+        if let Some(r) = step
+            && self.store.steps(order_id).await.unwrap().contains(&r)
+        {
+            self.calls.lock().unwrap().push(r);
+        }
+    }
 }
 
 #[async_trait]
@@ -330,10 +348,109 @@ impl SagaLog for Journal {
     }
 }
 
+#[async_trait]
+impl Reservations for Journal {
+    async fn reserve(
+        &self,
+        order: &Order,
+        event: DomainEvent,
+        step: Option<StepRecord>,
+    ) -> Result<ReserveOutcome, StoreError> {
+        let out = self.store.reserve(order, event, step.clone()).await?;
+        self.journal(order.order_id, step).await;
+        Ok(out)
+    }
+
+    async fn release(
+        &self,
+        order_id: OrderId,
+        event: DomainEvent,
+        step: Option<StepRecord>,
+    ) -> Result<ReleaseOutcome, StoreError> {
+        let out = self.store.release(order_id, event, step.clone()).await?;
+        self.journal(order_id, step).await;
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl PaymentLedger for Journal {
+    async fn payment(&self, order_id: OrderId) -> Result<Option<PaymentState>, StoreError> {
+        self.store.payment(order_id).await
+    }
+
+    async fn record_charge(
+        &self,
+        order_id: OrderId,
+        state: PaymentState,
+        event: DomainEvent,
+        step: Option<StepRecord>,
+    ) -> Result<PaymentState, StoreError> {
+        let out = self
+            .store
+            .record_charge(order_id, state, event, step.clone())
+            .await?;
+        self.journal(order_id, step).await;
+        Ok(out)
+    }
+
+    async fn record_refund(
+        &self,
+        order_id: OrderId,
+        refund_id: String,
+        event: DomainEvent,
+        step: Option<StepRecord>,
+    ) -> Result<Option<PaymentState>, StoreError> {
+        let out = self
+            .store
+            .record_refund(order_id, refund_id, event, step.clone())
+            .await?;
+        self.journal(order_id, step).await;
+        Ok(out)
+    }
+}
+
+#[async_trait]
+impl OrderStore for Journal {
+    async fn create(&self, new: NewOrder) -> Result<(), StoreError> {
+        self.store.create(new).await
+    }
+    async fn get(&self, id: OrderId) -> Result<Option<Order>, StoreError> {
+        self.store.get(id).await
+    }
+    async fn list(
+        &self,
+        f: &OrderFilter,
+        limit: u32,
+        cursor: Option<&str>,
+    ) -> Result<Page<Order>, StoreError> {
+        self.store.list(f, limit, cursor).await
+    }
+    async fn transition(&self, t: Transition) -> Result<TransitionOutcome, StoreError> {
+        let (id, step) = (t.order_id, t.step.clone());
+        let out = self.store.transition(t).await?;
+        self.journal(id, step).await;
+        Ok(out)
+    }
+    async fn events(&self, id: OrderId) -> Result<Vec<DomainEvent>, StoreError> {
+        self.store.events(id).await
+    }
+    async fn append_event(
+        &self,
+        event: DomainEvent,
+        step: Option<StepRecord>,
+    ) -> Result<bool, StoreError> {
+        let id = event.order_id;
+        let out = self.store.append_event(event, step.clone()).await?;
+        self.journal(id, step).await;
+        Ok(out)
+    }
+}
+
 struct Local {
     order_id: OrderId,
     outcome: SagaOutcome,
-    /// Every `record_step` call, in order.
+    /// Every step record that reached the saga log, in order.
     journal: Vec<StepRecord>,
     /// `steps(order_id)` afterwards.
     logged: Vec<StepRecord>,
@@ -355,9 +472,13 @@ async fn run_locally(s: &Scenario) -> Local {
         calls: Mutex::new(Vec::new()),
     });
     ports.saga_log = journal.clone();
-    if s.refuse_confirm {
-        ports.orders = Arc::new(RefuseConfirm(store.clone()));
-    }
+    ports.reservations = journal.clone();
+    ports.payments = journal.clone();
+    ports.orders = if s.refuse_confirm {
+        Arc::new(RefuseConfirm(journal.clone()))
+    } else {
+        journal.clone()
+    };
     let app = Orderly::new(ports, Settings::default());
     app.seed(SeedMode::KeepExisting).await.unwrap();
     let engine = SagaEngine::new(app.clone(), SagaDef::orders(saga_settings()));

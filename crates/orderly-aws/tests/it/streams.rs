@@ -23,7 +23,7 @@ use orderly_aws::streams::{
 use orderly_aws::{AwsSettings, sdk_config};
 use orderly_core::memory::MemoryStore;
 use orderly_core::ports::{
-    EventOutbox, NewOrder, OrderStore, Queue, Transition, TransitionOutcome,
+    EventOutbox, NewOrder, OrderStore, Queue, StepRecord, Transition, TransitionOutcome,
 };
 use orderly_core::{
     DomainEvent, EventType, Order, OrderFilter, OrderId, OrderStatus, Page, StoreError,
@@ -90,8 +90,12 @@ impl OrderStore for OutboxStore {
     async fn events(&self, id: OrderId) -> Result<Vec<DomainEvent>, StoreError> {
         self.store.events(id).await
     }
-    async fn append_event(&self, event: DomainEvent) -> Result<bool, StoreError> {
-        self.store.append_event(event).await
+    async fn append_event(
+        &self,
+        event: DomainEvent,
+        step: Option<StepRecord>,
+    ) -> Result<bool, StoreError> {
+        self.store.append_event(event, step).await
     }
 }
 
@@ -126,6 +130,7 @@ fn transition(o: &Order, from: OrderStatus, to: OrderStatus, enqueue: bool) -> T
         failure_reason: None,
         tracking_id: None,
         enqueue_processing: enqueue,
+        step: None,
     }
 }
 
@@ -216,11 +221,11 @@ async fn a_waiting_outbox_sees_events_recorded_after_a_cancelled_transaction() {
             tokio::time::sleep(Duration::from_millis(400)).await;
             // Recorded already: the transaction is cancelled (moto restores the table).
             let again = DomainEvent::order_created(&a);
-            assert!(!store.append_event(again).await.unwrap());
+            assert!(!store.append_event(again, None).await.unwrap());
             tokio::time::sleep(Duration::from_millis(100)).await;
             let placed =
                 DomainEvent::new(a.order_id, EventType::OrderPlaced, a.created_at, json!({}));
-            assert!(store.append_event(placed).await.unwrap());
+            assert!(store.append_event(placed, None).await.unwrap());
         })
     };
     let started = Instant::now();

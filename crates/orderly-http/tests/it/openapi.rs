@@ -108,7 +108,7 @@ async fn orders(app: &Orderly) -> Vec<Order> {
         Action::ConfirmOrder,
         Action::EmitOrderPlaced,
     ] {
-        app.run_action(action, &fulfilled, None)
+        app.run_action(action, &fulfilled, None, None)
             .await
             .expect("happy path");
     }
@@ -119,11 +119,11 @@ async fn orders(app: &Orderly) -> Vec<Order> {
     )
     .await;
     assert!(
-        app.run_action(Action::ReserveInventory, &failed, None)
+        app.run_action(Action::ReserveInventory, &failed, None, None)
             .await
             .is_err()
     );
-    app.run_action(Action::FailOrder, &failed, Some("insufficient stock"))
+    app.run_action(Action::FailOrder, &failed, Some("insufficient stock"), None)
         .await
         .expect("fail");
     let cancelled = place(

@@ -10,7 +10,7 @@ use orderly_core::ports::Clock;
 use orderly_sqlite::{SqliteOptions, SqliteStore};
 use orderly_testkit::processing::{
     notification_log_contract, outbox_contract, payment_ledger_contract, queue_contract,
-    queue_contract_realtime, reservations_contract, saga_log_contract,
+    queue_contract_realtime, reservations_contract, saga_log_contract, steps_with_effects_contract,
 };
 use orderly_testkit::{idempotency_contract, inventory_contract, order_store_contract};
 
@@ -88,6 +88,12 @@ async fn sqlite_payment_ledger() {
 async fn sqlite_saga_log() {
     let stores = Stores::new();
     saga_log_contract(|| async { stores.fresh() }).await;
+}
+
+#[tokio::test]
+async fn sqlite_steps_with_effects() {
+    let stores = Stores::new();
+    steps_with_effects_contract(|| async { stores.fresh() }).await;
 }
 
 #[tokio::test]

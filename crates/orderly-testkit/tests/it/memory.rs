@@ -5,7 +5,7 @@
 use orderly_core::memory::MemoryStore;
 use orderly_testkit::processing::{
     notification_log_contract, outbox_contract, payment_ledger_contract, queue_contract,
-    queue_contract_realtime, reservations_contract, saga_log_contract,
+    queue_contract_realtime, reservations_contract, saga_log_contract, steps_with_effects_contract,
 };
 use orderly_testkit::{idempotency_contract, inventory_contract, order_store_contract};
 
@@ -48,6 +48,11 @@ async fn memory_payment_ledger() {
 #[tokio::test]
 async fn memory_saga_log() {
     saga_log_contract(|| async { MemoryStore::new() }).await;
+}
+
+#[tokio::test]
+async fn memory_steps_with_effects() {
+    steps_with_effects_contract(|| async { MemoryStore::new() }).await;
 }
 
 #[tokio::test]

@@ -421,26 +421,23 @@ async fn a_restarted_engine_resumes_where_the_log_says() {
     // Crashed right after reserving: the engine must not reserve again.
     let id = env.place("PROD-008", 10).await;
     let order = env.order(id).await;
-    env.app
-        .run_action(Action::ReserveInventory, &order, None)
-        .await
-        .unwrap();
     let at = env.app.ports().clock.now();
-    env.app
-        .ports()
-        .saga_log
-        .record_step(
-            id,
-            StepRecord {
-                action: Action::ReserveInventory,
-                succeeded: true,
-                attempts: 1,
-                detail: None,
-                at,
-            },
-        )
-        .await
-        .unwrap();
+    let record = StepRecord {
+        action: Action::ReserveInventory,
+        succeeded: true,
+        attempts: 1,
+        detail: None,
+        at,
+    };
+    // The record commits with the reservation: one write, nothing to record after it.
+    assert!(
+        env.app
+            .run_action(Action::ReserveInventory, &order, None, Some(record.clone()))
+            .await
+            .unwrap(),
+        "recorded with the effect"
+    );
+    assert_eq!(env.app.ports().saga_log.steps(id).await.unwrap(), [record]);
     assert_eq!(env.stock("PROD-008").await, 390);
     assert_eq!(
         env.engine.process(id).await.unwrap(),
@@ -452,7 +449,7 @@ async fn a_restarted_engine_resumes_where_the_log_says() {
     let id = env.place("PROD-009", 5).await;
     let order = env.order(id).await;
     env.app
-        .run_action(Action::ReserveInventory, &order, None)
+        .run_action(Action::ReserveInventory, &order, None, None)
         .await
         .unwrap();
     for (action, ok) in [
