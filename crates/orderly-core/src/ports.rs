@@ -125,6 +125,19 @@ pub trait OrderStore: Send + Sync {
     /// bumping `version` in the same write.
     async fn transition(&self, t: Transition) -> Result<TransitionOutcome, StoreError>;
 
+    /// Several transitions, each applied or not on its own as [`OrderStore::transition`]
+    /// would, with their outcomes in order; the embedded store in one operation.
+    async fn transition_many(
+        &self,
+        ts: Vec<Transition>,
+    ) -> Result<Vec<TransitionOutcome>, StoreError> {
+        let mut out = Vec::with_capacity(ts.len());
+        for t in ts {
+            out.push(self.transition(t).await?);
+        }
+        Ok(out)
+    }
+
     /// The order's events, oldest first. Appending an event id twice keeps one.
     async fn events(&self, id: OrderId) -> Result<Vec<DomainEvent>, StoreError>;
 
@@ -593,6 +606,18 @@ pub trait NotificationLog: Send + Sync {
         transport: &str,
         at: Timestamp,
     ) -> Result<(), StoreError>;
+    /// Records several sent notifications; the embedded store in one operation.
+    async fn record_sent_many(
+        &self,
+        sent: &[Notification],
+        transport: &str,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        for n in sent {
+            self.record_sent(n, transport, at).await?;
+        }
+        Ok(())
+    }
     /// Notifications recorded for an order, oldest first: (subject, recipient, transport).
     async fn sent_for(
         &self,

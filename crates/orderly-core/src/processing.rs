@@ -306,24 +306,38 @@ impl Orderly {
     /// The fulfilment subscriber: a placed (confirmed) order gets its tracking id and
     /// becomes `FULFILLED`. Anything else is left alone.
     pub async fn fulfil(&self, id: OrderId) -> Result<(), StoreError> {
-        let tracking = tracking_id(id);
-        let mut t = self.transition(id, OrderStatus::Confirmed, OrderStatus::Fulfilled);
-        t.tracking_id = Some(tracking.clone());
-        t.event = self.event(
-            id,
-            EventType::FulfillmentCompleted,
-            json!({ "trackingId": tracking }),
-        );
-        match self.ports().orders.transition(t).await? {
-            TransitionOutcome::Applied(o) => {
-                record_terminal(&o, m::ORDERS_FULFILLED, m::outcome::FULFILLED);
-                tracing::info!(order_id = %id, tracking_id = %tracking, "order fulfilled")
-            }
-            TransitionOutcome::Stale(o) => {
-                tracing::debug!(order_id = %id, status = %o.status, "fulfilment skipped")
-            }
-            TransitionOutcome::NotFound => {
-                tracing::warn!(order_id = %id, "fulfilment of unknown order")
+        self.fulfil_many(&[id]).await
+    }
+
+    /// [`Orderly::fulfil`] for several orders in one store call.
+    pub async fn fulfil_many(&self, ids: &[OrderId]) -> Result<(), StoreError> {
+        let ts: Vec<Transition> = ids
+            .iter()
+            .map(|&id| {
+                let tracking = tracking_id(id);
+                let mut t = self.transition(id, OrderStatus::Confirmed, OrderStatus::Fulfilled);
+                t.event = self.event(
+                    id,
+                    EventType::FulfillmentCompleted,
+                    json!({ "trackingId": tracking }),
+                );
+                t.tracking_id = Some(tracking);
+                t
+            })
+            .collect();
+        let outs = self.ports().orders.transition_many(ts).await?;
+        for (id, out) in ids.iter().zip(outs) {
+            match out {
+                TransitionOutcome::Applied(o) => {
+                    record_terminal(&o, m::ORDERS_FULFILLED, m::outcome::FULFILLED);
+                    tracing::info!(order_id = %id, tracking_id = ?o.tracking_id, "order fulfilled")
+                }
+                TransitionOutcome::Stale(o) => {
+                    tracing::debug!(order_id = %id, status = %o.status, "fulfilment skipped")
+                }
+                TransitionOutcome::NotFound => {
+                    tracing::warn!(order_id = %id, "fulfilment of unknown order")
+                }
             }
         }
         Ok(())
@@ -387,28 +401,65 @@ impl Orderly {
         notifier: &dyn Notifier,
         event: &DomainEvent,
     ) -> Result<(), String> {
+        self.deliver_notifications(notifier, std::slice::from_ref(event))
+            .await
+            .remove(0)
+    }
+
+    /// [`Orderly::deliver_notification`] for several events, sent in the order given and
+    /// recorded together after the last send (one store call). If recording fails, every
+    /// event that sent a mail answers the error, so its message is retried (and may send
+    /// again: a crash between a send and its record repeats a mail, never loses one).
+    pub async fn deliver_notifications(
+        &self,
+        notifier: &dyn Notifier,
+        events: &[DomainEvent],
+    ) -> Vec<Result<(), String>> {
         let log = self.ports().notifications.clone();
-        if log.was_sent(event.id).await.map_err(|x| x.to_string())? {
-            return Ok(());
-        }
-        let Some(n) = self
-            .notification_for(event)
-            .await
-            .map_err(|x| x.to_string())?
-        else {
-            return Ok(());
-        };
-        match notifier.send(&n).await {
-            Ok(()) => {}
-            Err(err) if !err.transient => {
-                tracing::error!(order_id = %n.order_id, error = %err, "notification cannot be delivered");
-                return Ok(());
+        let mut out: Vec<Result<(), String>> = Vec::with_capacity(events.len());
+        let mut sent: Vec<(usize, Notification)> = Vec::new();
+        for event in events {
+            let n = match log.was_sent(event.id).await {
+                Err(e) => Err(e.to_string()),
+                Ok(true) => Ok(None),
+                Ok(false) => self
+                    .notification_for(event)
+                    .await
+                    .map_err(|e| e.to_string()),
+            };
+            let n = match n {
+                Ok(Some(n)) => n,
+                Ok(None) => {
+                    out.push(Ok(()));
+                    continue;
+                }
+                Err(e) => {
+                    out.push(Err(e));
+                    continue;
+                }
+            };
+            match notifier.send(&n).await {
+                Ok(()) => {
+                    sent.push((out.len(), n));
+                    out.push(Ok(()));
+                }
+                Err(err) if !err.transient => {
+                    tracing::error!(order_id = %n.order_id, error = %err, "notification cannot be delivered");
+                    out.push(Ok(()));
+                }
+                Err(err) => out.push(Err(err.to_string())),
             }
-            Err(err) => return Err(err.to_string()),
         }
-        log.record_sent(&n, notifier.transport(), self.now())
+        let notes: Vec<Notification> = sent.iter().map(|(_, n)| n.clone()).collect();
+        if let Err(e) = log
+            .record_sent_many(&notes, notifier.transport(), self.now())
             .await
-            .map_err(|x| x.to_string())
+        {
+            for (i, _) in &sent {
+                out[*i] = Err(format!("recording the notification failed: {e}"));
+            }
+        }
+        out
     }
 }
 
@@ -447,6 +498,31 @@ impl Orderly {
                 .map(|_| true)
                 .map_err(|e| e.to_string()),
             other => Err(format!("no subscriber {other}")),
+        }
+    }
+
+    /// [`Orderly::react`] to several events of one subscription, in order, with one result
+    /// per event: fulfilment and notifications write once for the whole batch.
+    pub async fn react_many(
+        &self,
+        subscriber: &str,
+        events: &[DomainEvent],
+        notifier: &dyn Notifier,
+    ) -> Vec<Result<(), String>> {
+        match subscriber {
+            FULFILMENT => {
+                let ids: Vec<OrderId> = events.iter().map(|e| e.order_id).collect();
+                let out = self.fulfil_many(&ids).await.map_err(|e| e.to_string());
+                vec![out; events.len()]
+            }
+            NOTIFICATIONS => self.deliver_notifications(notifier, events).await,
+            _ => {
+                let mut out = Vec::with_capacity(events.len());
+                for e in events {
+                    out.push(self.react(subscriber, e, notifier).await.map(|_| ()));
+                }
+                out
+            }
         }
     }
 }

@@ -905,6 +905,40 @@ impl NotificationLog for SqliteStore {
             .await
     }
 
+    async fn record_sent_many(
+        &self,
+        sent: &[Notification],
+        transport: &str,
+        at: Timestamp,
+    ) -> Result<(), StoreError> {
+        if sent.is_empty() {
+            return Ok(());
+        }
+        let (sent, transport) = (sent.to_vec(), transport.to_owned());
+        self.db
+            .write(move |c| {
+                let mut st = c
+                    .prepare_cached(
+                        "INSERT INTO notifications (event_id, order_id, recipient, subject, transport, sent_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (event_id) DO NOTHING",
+                    )
+                    .map_err(store_err)?;
+                for n in &sent {
+                    st.execute(params![
+                        n.event_id.to_string(),
+                        n.order_id.to_string(),
+                        n.to.as_str(),
+                        n.subject,
+                        transport,
+                        at.millis()
+                    ])
+                    .map_err(store_err)?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
     async fn sent_for(
         &self,
         order_id: OrderId,

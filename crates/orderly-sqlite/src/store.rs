@@ -407,63 +407,36 @@ impl OrderStore for SqliteStore {
 
     async fn transition(&self, t: Transition) -> Result<TransitionOutcome, StoreError> {
         let enqueued = t.enqueue_processing;
+        let out = self.db.write(move |c| apply_transition(c, &t)).await?;
+        if matches!(out, TransitionOutcome::Applied(_)) {
+            self.wake.wake_events();
+            if enqueued {
+                self.wake.wake_queue(ORDERS_QUEUE);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn transition_many(
+        &self,
+        ts: Vec<Transition>,
+    ) -> Result<Vec<TransitionOutcome>, StoreError> {
+        if ts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let enqueued = ts.iter().any(|t| t.enqueue_processing);
         let out = self
             .db
             .write(move |c| {
-                // The step's record, when the order is in `to` afterwards.
-                let done = |o: &Order| -> Result<(), StoreError> {
-                    if o.status == t.to {
-                        put_step(c, t.order_id, t.step.as_ref())?;
-                    }
-                    Ok(())
-                };
-                if !t.from.can_become(t.to) {
-                    return match load_order(c, t.order_id)? {
-                        Some(o) => {
-                            done(&o)?;
-                            Ok(TransitionOutcome::Stale(o))
-                        }
-                        None => Ok(TransitionOutcome::NotFound),
-                    };
-                }
-                let changed = c
-                    .prepare_cached(
-                        "UPDATE orders SET status = ?1, updated_at = ?2, version = version + 1,
-                            failure_reason = coalesce(?3, failure_reason),
-                            tracking_id = coalesce(?4, tracking_id)
-                         WHERE order_id = ?5 AND status = ?6",
-                    )
-                    .and_then(|mut st| {
-                        st.execute(params![
-                            t.to.as_str(),
-                            t.at.millis(),
-                            t.failure_reason,
-                            t.tracking_id,
-                            t.order_id.to_string(),
-                            t.from.as_str()
-                        ])
-                    })
-                    .map_err(store_err)?;
-                if changed == 1 {
-                    insert_event(c, &t.event)?;
-                    if t.enqueue_processing {
-                        enqueue_processing(c, t.order_id, t.at)?;
-                    }
-                }
-                match (changed, load_order(c, t.order_id)?) {
-                    (_, None) => Ok(TransitionOutcome::NotFound),
-                    (1, Some(o)) => {
-                        done(&o)?;
-                        Ok(TransitionOutcome::Applied(o))
-                    }
-                    (_, Some(o)) => {
-                        done(&o)?;
-                        Ok(TransitionOutcome::Stale(o))
-                    }
-                }
+                ts.iter()
+                    .map(|t| apply_transition(c, t))
+                    .collect::<Result<Vec<_>, _>>()
             })
             .await?;
-        if matches!(out, TransitionOutcome::Applied(_)) {
+        if out
+            .iter()
+            .any(|o| matches!(o, TransitionOutcome::Applied(_)))
+        {
             self.wake.wake_events();
             if enqueued {
                 self.wake.wake_queue(ORDERS_QUEUE);
@@ -878,5 +851,60 @@ impl ApiKeys for SqliteStore {
                 self.gens.bump(Kind::ApiKeys)?;
                 Ok(found)
             })
+    }
+}
+
+/// A conditional status change inside the caller's write (see [`OrderStore::transition`]).
+fn apply_transition(c: &Connection, t: &Transition) -> Result<TransitionOutcome, StoreError> {
+    // The step's record, when the order is in `to` afterwards.
+    let done = |o: &Order| -> Result<(), StoreError> {
+        if o.status == t.to {
+            put_step(c, t.order_id, t.step.as_ref())?;
+        }
+        Ok(())
+    };
+    if !t.from.can_become(t.to) {
+        return match load_order(c, t.order_id)? {
+            Some(o) => {
+                done(&o)?;
+                Ok(TransitionOutcome::Stale(o))
+            }
+            None => Ok(TransitionOutcome::NotFound),
+        };
+    }
+    let changed = c
+        .prepare_cached(
+            "UPDATE orders SET status = ?1, updated_at = ?2, version = version + 1,
+                        failure_reason = coalesce(?3, failure_reason),
+                        tracking_id = coalesce(?4, tracking_id)
+                     WHERE order_id = ?5 AND status = ?6",
+        )
+        .and_then(|mut st| {
+            st.execute(params![
+                t.to.as_str(),
+                t.at.millis(),
+                t.failure_reason,
+                t.tracking_id,
+                t.order_id.to_string(),
+                t.from.as_str()
+            ])
+        })
+        .map_err(store_err)?;
+    if changed == 1 {
+        insert_event(c, &t.event)?;
+        if t.enqueue_processing {
+            enqueue_processing(c, t.order_id, t.at)?;
+        }
+    }
+    match (changed, load_order(c, t.order_id)?) {
+        (_, None) => Ok(TransitionOutcome::NotFound),
+        (1, Some(o)) => {
+            done(&o)?;
+            Ok(TransitionOutcome::Applied(o))
+        }
+        (_, Some(o)) => {
+            done(&o)?;
+            Ok(TransitionOutcome::Stale(o))
+        }
     }
 }

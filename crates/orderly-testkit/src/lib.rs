@@ -99,6 +99,44 @@ where
     F: Fn() -> Fut,
     Fut: Future<Output = S>,
 {
+    // Several transitions in one call: each on its own, outcomes in order.
+    {
+        let store = fresh().await;
+        let a = order("user-1", 0);
+        let b = order("user-1", 1);
+        store.create(new_order(&a)).await.expect("create");
+        store.create(new_order(&b)).await.expect("create");
+        let outs = store
+            .transition_many(vec![
+                transition(
+                    &a,
+                    OrderStatus::Pending,
+                    OrderStatus::Confirmed,
+                    EventType::OrderConfirmed,
+                ),
+                transition(
+                    &b,
+                    OrderStatus::Confirmed,
+                    OrderStatus::Fulfilled,
+                    EventType::FulfillmentCompleted,
+                ),
+            ])
+            .await
+            .expect("transition_many");
+        assert!(
+            matches!(&outs[0], TransitionOutcome::Applied(o) if o.status == OrderStatus::Confirmed)
+        );
+        assert!(
+            matches!(&outs[1], TransitionOutcome::Stale(o) if o.status == OrderStatus::Pending)
+        );
+        assert!(
+            store
+                .transition_many(Vec::new())
+                .await
+                .expect("none")
+                .is_empty()
+        );
+    }
     // Create, read back, timeline.
     {
         let store = fresh().await;

@@ -1351,4 +1351,18 @@ where
             "smtp".to_owned()
         )]
     );
+    // Several at once, one of them already recorded.
+    let m = Notification {
+        event_id: DomainEvent::id_for(o.order_id, EventType::FulfillmentCompleted),
+        subject: "Order shipped".into(),
+        ..n.clone()
+    };
+    s.record_sent_many(&[], "smtp", t0())
+        .await
+        .expect("nothing");
+    s.record_sent_many(&[n.clone(), m.clone()], "smtp", t0())
+        .await
+        .expect("record many");
+    assert!(s.was_sent(m.event_id).await.expect("sent?"));
+    assert_eq!(s.sent_for(o.order_id).await.expect("sent_for").len(), 2);
 }

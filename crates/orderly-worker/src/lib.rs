@@ -119,35 +119,20 @@ impl Worker {
         for _ in 0..self.cfg.consumers.max(1) {
             let w = self.clone();
             let engine = self.engine();
-            tasks.spawn(w.consume(
-                ORDERS_QUEUE,
-                Handling::Concurrent,
-                shutdown.clone(),
-                move |m| {
-                    let engine = engine.clone();
-                    async move { handle_order(&engine, &m).await }
-                },
-            ));
+            tasks.spawn(w.consume(ORDERS_QUEUE, shutdown.clone(), move |m| {
+                let engine = engine.clone();
+                async move { handle_order(&engine, &m).await }
+            }));
         }
-        // Fulfilment is one conditional write per order: as many consumers as the saga,
-        // each working on its whole batch at once, so it keeps up with the saga.
+        // Fulfilment is one conditional write per batch: as many consumers as the saga, so
+        // it keeps up with the saga.
         for _ in 0..self.cfg.consumers.max(1) {
-            tasks.spawn(self.clone().subscriber(
-                FULFILMENT,
-                Handling::Concurrent,
-                shutdown.clone(),
-            ));
+            tasks.spawn(self.clone().subscriber(FULFILMENT, shutdown.clone()));
         }
-        // One consumer, one message after the other: a customer's mails keep their order.
-        tasks.spawn(
-            self.clone()
-                .subscriber(NOTIFICATIONS, Handling::InOrder, shutdown.clone()),
-        );
+        // One consumer, its batch in queue order: a customer's mails keep their order.
+        tasks.spawn(self.clone().subscriber(NOTIFICATIONS, shutdown.clone()));
         if let Some(deliverer) = &self.webhooks {
-            tasks.spawn(
-                self.clone()
-                    .subscriber(WEBHOOKS, Handling::InOrder, shutdown.clone()),
-            );
+            tasks.spawn(self.clone().subscriber(WEBHOOKS, shutdown.clone()));
             for _ in 0..deliverer.config().consumers.max(1) {
                 tasks.spawn(webhooks::run_deliveries(
                     deliverer.clone(),
@@ -167,40 +152,77 @@ impl Worker {
         tracing::info!("worker stopped");
     }
 
-    /// Consumes the queue of `subscription`, running core's reaction of that subscriber
-    /// ([`Orderly::react`]) on each event.
-    async fn subscriber(
-        self,
-        subscription: &'static str,
-        handling: Handling,
-        shutdown: watch::Receiver<bool>,
-    ) {
-        let (app, notifier) = (self.app.clone(), self.notifier.clone());
-        self.consume(subscription, handling, shutdown, move |m| {
-            let (app, notifier) = (app.clone(), notifier.clone());
+    /// Consumes the queue of `subscription`, running core's reaction of that subscriber on
+    /// each received batch ([`Orderly::react_many`]: in queue order, written once per
+    /// batch where the subscriber allows it), then acking what succeeded in one call.
+    async fn subscriber(self, subscription: &'static str, shutdown: watch::Receiver<bool>) {
+        let q = self.app.ports().queue.clone();
+        let (app, notifier, cfg) = (self.app.clone(), self.notifier.clone(), self.cfg.clone());
+        self.receive_loop(subscription, shutdown, move |msgs| {
+            let (q, app, notifier, cfg) = (q.clone(), app.clone(), notifier.clone(), cfg.clone());
             async move {
-                app.react(subscription, &parse_event(&m)?, notifier.as_ref())
-                    .await
-                    .map(|_| ())
+                let heartbeats: Vec<_> = msgs
+                    .iter()
+                    .map(|m| {
+                        tokio::spawn(keep_hidden(
+                            q.clone(),
+                            subscription,
+                            m.id.clone(),
+                            cfg.visibility,
+                        ))
+                    })
+                    .collect();
+                let mut results: Vec<Result<(), Failure>> = Vec::with_capacity(msgs.len());
+                let mut events = Vec::new();
+                let mut at = Vec::new();
+                for m in &msgs {
+                    match parse_event(m) {
+                        Ok(e) => {
+                            at.push(results.len());
+                            results.push(Ok(()));
+                            events.push(e);
+                        }
+                        Err(why) => results.push(Err(why)),
+                    }
+                }
+                let reacted = app
+                    .react_many(subscription, &events, notifier.as_ref())
+                    .await;
+                for (i, r) in at.into_iter().zip(reacted) {
+                    results[i] = r;
+                }
+                let mut done = Vec::new();
+                for ((m, r), heartbeat) in msgs.into_iter().zip(results).zip(heartbeats) {
+                    match r {
+                        Ok(()) => done.push(Handled {
+                            id: m.id,
+                            heartbeat,
+                        }),
+                        Err(why) => {
+                            heartbeat.abort();
+                            retry_later(&q, subscription, &cfg, &m, &why).await;
+                        }
+                    }
+                }
+                ack(&q, subscription, done).await;
             }
         })
         .await
     }
 
-    /// Receives from `queue` and runs `handle` on each message until shutdown.
-    async fn consume<F, Fut>(
+    /// Receives batches from `queue` and runs `on_batch` on each until shutdown; the batch
+    /// in hand is finished before the loop stops.
+    async fn receive_loop<F, Fut>(
         self,
         queue: &'static str,
-        handling: Handling,
         mut shutdown: watch::Receiver<bool>,
-        handle: F,
+        on_batch: F,
     ) where
-        F: Fn(Message) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), Failure>> + Send + 'static,
+        F: Fn(Vec<Message>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
     {
         let q = self.app.ports().queue.clone();
         let cfg = self.cfg.clone();
-        let handle = Arc::new(handle);
         loop {
             if *shutdown.borrow() {
                 return;
@@ -209,54 +231,56 @@ impl Worker {
                 r = q.receive(queue, cfg.batch, cfg.visibility, cfg.poll_wait) => r,
                 _ = shutdown.changed() => return,
             };
-            let msgs = match received {
-                Ok(m) => m,
+            match received {
+                Ok(msgs) if msgs.is_empty() => {}
+                Ok(msgs) => on_batch(msgs).await,
                 Err(e) => {
                     tracing::warn!(queue, error = %e, "receive failed");
                     tokio::select! {
                         _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                         _ = shutdown.changed() => return,
                     }
-                    continue;
-                }
-            };
-            let settle = |m: Message| {
-                let (q, cfg, handle) = (q.clone(), cfg.clone(), handle.clone());
-                async move { settle_message(&q, queue, &cfg, m, handle.as_ref()).await }
-            };
-            match handling {
-                Handling::InOrder => {
-                    // One after the other; acked together at the end of the batch (the
-                    // in-order handlers are idempotent per message, so a crash before
-                    // the ack only repeats work the handler skips).
-                    let mut done = Vec::new();
-                    for m in msgs {
-                        done.extend(settle(m).await);
-                    }
-                    ack(&q, queue, done).await;
-                }
-                Handling::Concurrent => {
-                    // Each message has its own heartbeat, as with separate consumers;
-                    // the messages handled are acked together once the batch is done
-                    // (one store operation), before the next receive.
-                    let mut batch = JoinSet::new();
-                    for m in msgs {
-                        batch.spawn(settle(m));
-                    }
-                    let mut done = Vec::new();
-                    while let Some(r) = batch.join_next().await {
-                        match r {
-                            Ok(Some(d)) => done.push(d),
-                            Ok(None) => {}
-                            Err(e) => {
-                                tracing::error!(queue, error = %e, "message handler failed")
-                            }
-                        }
-                    }
-                    ack(&q, queue, done).await;
                 }
             }
         }
+    }
+
+    /// Receives from `queue` and runs `handle` on every message of each batch at once,
+    /// until shutdown.
+    async fn consume<F, Fut>(self, queue: &'static str, shutdown: watch::Receiver<bool>, handle: F)
+    where
+        F: Fn(Message) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<(), Failure>> + Send + 'static,
+    {
+        let q = self.app.ports().queue.clone();
+        let cfg = self.cfg.clone();
+        let handle = Arc::new(handle);
+        self.receive_loop(queue, shutdown, move |msgs| {
+            let (q, cfg, handle) = (q.clone(), cfg.clone(), handle.clone());
+            async move {
+                let settle = |m: Message| {
+                    let (q, cfg, handle) = (q.clone(), cfg.clone(), handle.clone());
+                    async move { settle_message(&q, queue, &cfg, m, handle.as_ref()).await }
+                };
+                // All messages of the batch at once, each with its own heartbeat, as with
+                // separate consumers (independent messages: one order each); the ones
+                // handled are acked together once the batch is done (one store
+                // operation), before the next receive.
+                let mut done = Vec::new();
+                let mut batch = JoinSet::new();
+                for m in msgs {
+                    batch.spawn(settle(m));
+                }
+                while let Some(r) = batch.join_next().await {
+                    match r {
+                        Ok(d) => done.extend(d),
+                        Err(e) => tracing::error!(queue, error = %e, "message handler failed"),
+                    }
+                }
+                ack(&q, queue, done).await;
+            }
+        })
+        .await
     }
 
     /// Hands recorded events to the bus, in order, at least once.
@@ -315,15 +339,6 @@ impl Worker {
     }
 }
 
-/// How a consumer works through a received batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Handling {
-    /// One message after the other, in queue order.
-    InOrder,
-    /// All messages of the batch at once (independent messages: one order each).
-    Concurrent,
-}
-
 /// A message handled successfully, still kept hidden until it is acked.
 struct Handled {
     id: String,
@@ -367,27 +382,33 @@ where
         });
     }
     heartbeat.abort();
-    let done = match out {
-        Ok(()) => Ok(()),
-        Err(why) => {
-            let delay = engine::redelivery_delay(cfg.redelivery_base, m.receive_count);
-            match q.nack(queue, &m.id, &why, delay).await {
-                Ok(NackOutcome::DeadLettered) => {
-                    tracing::error!(queue, message = %m.id, error = %why, "message dead-lettered");
-                    Ok(())
-                }
-                Ok(NackOutcome::WillRetry) => {
-                    tracing::warn!(queue, message = %m.id, receive = m.receive_count, error = %why, "message will be retried");
-                    Ok(())
-                }
-                Err(e) => Err(e),
-            }
-        }
-    };
-    if let Err(e) = done {
-        tracing::warn!(queue, message = %m.id, error = %e, "could not settle message; it will be redelivered");
+    if let Err(why) = out {
+        retry_later(q, queue, cfg, &m, &why).await;
     }
     None
+}
+
+/// Nacks a failed message: visible again after the redelivery backoff, or dead-lettered
+/// on its last allowed receive.
+async fn retry_later(
+    q: &Arc<dyn Queue>,
+    queue: &'static str,
+    cfg: &WorkerConfig,
+    m: &Message,
+    why: &str,
+) {
+    let delay = engine::redelivery_delay(cfg.redelivery_base, m.receive_count);
+    match q.nack(queue, &m.id, why, delay).await {
+        Ok(NackOutcome::DeadLettered) => {
+            tracing::error!(queue, message = %m.id, error = %why, "message dead-lettered");
+        }
+        Ok(NackOutcome::WillRetry) => {
+            tracing::warn!(queue, message = %m.id, receive = m.receive_count, error = %why, "message will be retried");
+        }
+        Err(e) => {
+            tracing::warn!(queue, message = %m.id, error = %e, "could not settle message; it will be redelivered");
+        }
+    }
 }
 
 /// Renews a message's visibility while its handler runs.
