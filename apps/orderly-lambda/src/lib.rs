@@ -50,9 +50,13 @@ pub struct Lambda {
     pub deployment: Deployment,
     pub saga: SagaDef,
     pub http: orderly_http::HttpConfig,
-    pub bus: Arc<dyn EventBus>,
+    /// The EventBridge bus: wired by the `relay` function only ([`Lambda::with_event_bus`]).
+    pub bus: Option<Arc<dyn EventBus>>,
+    /// SNS when the deployment has a topic and the function wired it
+    /// ([`Lambda::with_sns`], the `events` function); the log otherwise.
     pub notifier: Arc<dyn Notifier>,
-    /// Present when `ORDERLY_STATE_MACHINE_ARN` is set (the `worker` function needs it).
+    /// Present when the function wired it ([`Lambda::with_saga_starter`], the `worker`
+    /// function) and `ORDERLY_STATE_MACHINE_ARN` is set.
     pub starter: Option<SagaStarter>,
 }
 
@@ -177,7 +181,10 @@ impl Notifier for LogNotifier {
 }
 
 impl Lambda {
-    /// Wires the adapters for a deployment on already configured SDK clients.
+    /// Wires the adapters every function uses (DynamoDB, SQS) for a deployment. The
+    /// clients only some functions call are added by those functions' bootstraps
+    /// ([`Lambda::with_event_bus`], [`Lambda::with_sns`], [`Lambda::with_saga_starter`]), so
+    /// the other binaries do not link them.
     pub fn new(sdk: &orderly_aws::SdkConfig, deployment: Deployment, mut t: Tunables) -> Lambda {
         t.settings = orderly_aws::deployment::settings(t.settings);
         let store = Arc::new(DynamoStore::new(
@@ -192,38 +199,58 @@ impl Lambda {
         let gateway = Arc::new(PaymentSimulator::new(t.payment.clone()));
         let ports =
             orderly_aws::deployment::ports(store, queue, Arc::new(StreamMappedOutbox), gateway);
-        let notifier: Arc<dyn Notifier> = match &deployment.notify_topic_arn {
-            Some(arn) => Arc::new(SnsNotifier::new(
-                orderly_aws::aws_sdk_sns::Client::new(sdk),
-                arn.clone(),
-            )),
-            None => Arc::new(LogNotifier),
-        };
-        let starter = deployment
-            .state_machine_arn
-            .as_ref()
-            .map(|arn| SagaStarter::new(orderly_aws::aws_sdk_sfn::Client::new(sdk), arn.clone()));
         Lambda {
             app: Orderly::new(ports, t.settings),
-            bus: Arc::new(EventBridgeBus::new(
-                orderly_aws::aws_sdk_eventbridge::Client::new(sdk),
-                deployment.event_bus.clone(),
-            )),
+            bus: None,
             saga: SagaDef::orders(t.saga),
             http: t.http,
             deployment,
-            notifier,
-            starter,
+            notifier: Arc::new(LogNotifier),
+            starter: None,
         }
     }
 
-    /// Reads the environment, loads the SDK configuration and wires the adapters.
-    pub async fn from_env() -> anyhow::Result<Lambda> {
+    /// Adds the EventBridge bus (the `relay` function publishes to it).
+    pub fn with_event_bus(mut self, sdk: &orderly_aws::SdkConfig) -> Lambda {
+        self.bus = Some(Arc::new(EventBridgeBus::new(
+            orderly_aws::aws_sdk_eventbridge::Client::new(sdk),
+            self.deployment.event_bus.clone(),
+        )));
+        self
+    }
+
+    /// Adds SNS as the notifier when the deployment names a topic (the `events` function
+    /// mails customers through it).
+    pub fn with_sns(mut self, sdk: &orderly_aws::SdkConfig) -> Lambda {
+        if let Some(arn) = &self.deployment.notify_topic_arn {
+            self.notifier = Arc::new(SnsNotifier::new(
+                orderly_aws::aws_sdk_sns::Client::new(sdk),
+                arn.clone(),
+            ));
+        }
+        self
+    }
+
+    /// Adds the Step Functions client when the deployment names the state machine (the
+    /// `worker` function starts executions).
+    pub fn with_saga_starter(mut self, sdk: &orderly_aws::SdkConfig) -> Lambda {
+        self.starter =
+            self.deployment.state_machine_arn.as_ref().map(|arn| {
+                SagaStarter::new(orderly_aws::aws_sdk_sfn::Client::new(sdk), arn.clone())
+            });
+        self
+    }
+
+    /// Reads the environment, loads the SDK configuration and wires the adapters every
+    /// function uses, then the function's own (`extra`).
+    pub async fn from_env(
+        extra: impl FnOnce(Lambda, &orderly_aws::SdkConfig) -> Lambda,
+    ) -> anyhow::Result<Lambda> {
         let vars: HashMap<String, String> = std::env::vars().collect();
         let deployment = Deployment::from_vars(&vars).map_err(anyhow::Error::msg)?;
         let tunables = Tunables::from_vars(&vars).map_err(anyhow::Error::msg)?;
         let sdk = orderly_aws::sdk_config(&settings_from_vars(&vars)).await;
-        Ok(Lambda::new(&sdk, deployment, tunables))
+        Ok(extra(Lambda::new(&sdk, deployment, tunables), &sdk))
     }
 }
 
@@ -261,15 +288,17 @@ where
     .await
 }
 
-/// Starts a function: logging, wiring, then `run` with the wiring.
-pub async fn bootstrap<F, Fut>(run: F) -> Result<(), lambda_runtime::Error>
+/// Starts a function: logging, wiring (the common adapters, then `extra`'s), then `run`
+/// with the wiring.
+pub async fn bootstrap<W, F, Fut>(extra: W, run: F) -> Result<(), lambda_runtime::Error>
 where
+    W: FnOnce(Lambda, &orderly_aws::SdkConfig) -> Lambda,
     F: FnOnce(Lambda) -> Fut,
     Fut: std::future::Future<Output = Result<(), lambda_runtime::Error>>,
 {
     init_logging();
     emf::install();
-    let lambda = match Lambda::from_env().await {
+    let lambda = match Lambda::from_env(extra).await {
         Ok(l) => l,
         Err(e) => {
             tracing::error!(error = %e, "invalid configuration");

@@ -11,8 +11,8 @@
 //! Records are handled in stream order; at the first failure the handler stops and
 //! reports that record, so Lambda retries from it (everything downstream is idempotent).
 
-use orderly_aws::dynamo::stream::{event_of, processing_request, record_from_lambda};
-use orderly_core::ports::{ORDERS_QUEUE, processing_message};
+use orderly_aws::dynamo::stream::{Relayed, Stream, record_from_lambda, relay_change};
+use orderly_core::ports::ORDERS_QUEUE;
 use serde_json::{Value, json};
 
 use crate::Lambda;
@@ -24,47 +24,35 @@ fn table_of(record: &Value) -> Option<&str> {
     Some(rest.split_once("/stream/").map_or(rest, |(t, _)| t))
 }
 
-/// What relaying one record did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Relayed {
-    Queued,
-    Published,
-    Ignored,
-}
-
 async fn relay_one(l: &Lambda, record: &Value) -> Result<Relayed, String> {
     let tables = l.deployment.tables();
     let table = table_of(record).ok_or("stream record has no table in eventSourceARN")?;
-    let change = record_from_lambda(record).map_err(|e| e.to_string())?;
-    if table == tables.orders {
-        let Some(id) = processing_request(&change) else {
-            return Ok(Relayed::Ignored);
-        };
-        l.app
-            .ports()
-            .queue
-            .send(
-                ORDERS_QUEUE,
-                &processing_message(id),
-                std::time::Duration::ZERO,
-            )
-            .await
-            .map_err(|e| e.to_string())?;
-        tracing::info!(order_id = %id, "processing queued");
-        Ok(Relayed::Queued)
+    let stream = if table == tables.orders {
+        Stream::Orders
     } else if table == tables.events {
-        let Some(event) = event_of(&change).map_err(|e| e.to_string())? else {
-            return Ok(Relayed::Ignored);
-        };
-        l.bus
-            .publish(std::slice::from_ref(&event))
-            .await
-            .map_err(|e| e.to_string())?;
-        tracing::info!(order_id = %event.order_id, event = %event.detail_type, "event published");
-        Ok(Relayed::Published)
+        Stream::Events
     } else {
-        Err(format!("stream record of an unknown table {table}"))
+        return Err(format!("stream record of an unknown table {table}"));
+    };
+    let change = record_from_lambda(record).map_err(|e| e.to_string())?;
+    // The relay's rules are orderly-aws's, shared with `serve --backend aws`.
+    let out = relay_change(
+        stream,
+        &change,
+        l.app.ports().queue.as_ref(),
+        ORDERS_QUEUE,
+        l.bus.as_deref(),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    match &out {
+        Relayed::Queued(id) => tracing::info!(order_id = %id, "processing queued"),
+        Relayed::Published(e) => {
+            tracing::info!(order_id = %e.order_id, event = %e.detail_type, "event published")
+        }
+        Relayed::Ignored => {}
     }
+    Ok(out)
 }
 
 /// Handles a DynamoDB stream batch; answers the partial batch response.
@@ -76,8 +64,8 @@ pub async fn handle(l: &Lambda, event: Value) -> Result<Value, String> {
     let (mut queued, mut published) = (0, 0);
     for record in records {
         match relay_one(l, record).await {
-            Ok(Relayed::Queued) => queued += 1,
-            Ok(Relayed::Published) => published += 1,
+            Ok(Relayed::Queued(_)) => queued += 1,
+            Ok(Relayed::Published(_)) => published += 1,
             Ok(Relayed::Ignored) => {}
             Err(e) => {
                 let seq = record

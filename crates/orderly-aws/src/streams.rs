@@ -30,7 +30,7 @@ use tokio::sync::{Mutex, watch};
 use tokio::time::Instant;
 
 use crate::dynamo::stream::{
-    ChangeKind, ChangeRecord, Item, event_of, processing_request, seq_cmp,
+    ChangeKind, ChangeRecord, Item, Relayed, Stream, event_of, relay_change, seq_cmp,
 };
 use crate::dynamo::{DynamoStore, s, sdk_err};
 
@@ -727,15 +727,11 @@ pub async fn relay_orders(
     let mut sent = 0;
     let mut done: Option<i64> = None;
     for (position, rec) in &records {
-        if let Some(id) = processing_request(rec) {
-            if let Err(e) = queue
-                .send(
-                    queue_name,
-                    &orderly_core::ports::processing_message(id),
-                    Duration::ZERO,
-                )
-                .await
-            {
+        // The relay's rules, shared with the `relay` Lambda function.
+        match relay_change(Stream::Orders, rec, queue, queue_name, None).await {
+            Ok(Relayed::Queued(_)) => sent += 1,
+            Ok(_) => {}
+            Err(e) => {
                 if let Some(p) = done {
                     // Keep what was relayed; the send failure is the error to report.
                     if let Err(c) = reader.commit(p).await {
@@ -744,7 +740,6 @@ pub async fn relay_orders(
                 }
                 return Err(e);
             }
-            sent += 1;
         }
         done = Some(*position);
     }

@@ -5,9 +5,12 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    orderly_lambda::bootstrap(|l| async move {
-        let l = &l;
-        orderly_lambda::serve_json(|input| orderly_lambda::saga_step::handle(l, input)).await
-    })
+    orderly_lambda::bootstrap(
+        |l, _| l,
+        |l| async move {
+            let l = &l;
+            orderly_lambda::serve_json(|input| orderly_lambda::saga_step::handle(l, input)).await
+        },
+    )
     .await
 }

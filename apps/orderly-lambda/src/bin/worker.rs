@@ -5,9 +5,12 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    orderly_lambda::bootstrap(|l| async move {
-        let l = &l;
-        orderly_lambda::serve_json(|event| orderly_lambda::worker::handle(l, event)).await
-    })
+    orderly_lambda::bootstrap(
+        |l, sdk| l.with_saga_starter(sdk),
+        |l| async move {
+            let l = &l;
+            orderly_lambda::serve_json(|event| orderly_lambda::worker::handle(l, event)).await
+        },
+    )
     .await
 }

@@ -142,7 +142,10 @@ impl Env {
         deployment.notify_topic_arn = Some(topic);
         deployment.state_machine_arn = Some(state_machine);
 
-        let l = Lambda::new(&cfg, deployment.clone(), tunables);
+        let l = Lambda::new(&cfg, deployment.clone(), tunables)
+            .with_event_bus(&cfg)
+            .with_sns(&cfg)
+            .with_saga_starter(&cfg);
         l.app.seed(SeedMode::KeepExisting).await.unwrap();
         let orders_url = sqs
             .get_queue_url()
@@ -1328,4 +1331,184 @@ async fn dlq_replay_moves_dead_letters_back() {
         .await
         .unwrap();
     assert_eq!(out, json!({ "replayed": [] }));
+}
+
+// ----- what one order costs ------------------------------------------------------------------
+
+/// The emulator's request counts for requests mentioning `marker` (scripts/moto_serial.py).
+async fn counts(marker: &str) -> std::collections::BTreeMap<String, u64> {
+    reqwest::get(format!("{}/orderly-counts/{marker}", endpoint()))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+/// The AWS work of one order, counted on the emulator around each function invocation
+/// (not around the test's own calls), as the deployed functions would do it.
+#[derive(Debug, Default, serde::Serialize)]
+struct OrderWork {
+    /// `service.Action` -> requests, from the functions.
+    requests: std::collections::BTreeMap<String, u64>,
+    /// Invocations per function.
+    invocations: std::collections::BTreeMap<String, u64>,
+    /// Step Functions state transitions (states entered, the terminal one included).
+    state_transitions: u64,
+    /// Events put on the bus.
+    events: u64,
+    /// API Gateway requests.
+    api_requests: u64,
+    final_status: String,
+}
+
+impl OrderWork {
+    async fn add<T>(
+        &mut self,
+        marker: &str,
+        function: &str,
+        call: impl std::future::Future<Output = T>,
+    ) -> T {
+        let before = counts(marker).await;
+        let out = call.await;
+        for (k, v) in counts(marker).await {
+            let d = v - before.get(&k).copied().unwrap_or(0);
+            if d > 0 {
+                *self.requests.entry(k).or_default() += d;
+            }
+        }
+        *self.invocations.entry(function.to_owned()).or_default() += 1;
+        out
+    }
+}
+
+async fn one_order_on_aws(body: &str, saga_fails_at: Option<&str>) -> OrderWork {
+    let env = Env::new().await;
+    let marker = env.deployment.prefix.clone();
+    reqwest::Client::new()
+        .post(format!("{}/orderly-counts/watch/{marker}", endpoint()))
+        .send()
+        .await
+        .unwrap();
+    let mut w = OrderWork::default();
+    // The API call.
+    let event = apigw_event(
+        "POST",
+        "/orders",
+        "/orders",
+        Value::Null,
+        &[
+            ("Content-Type", "application/json"),
+            ("Idempotency-Key", "cost-0001"),
+        ],
+        Some(body),
+    );
+    let (status, _, created) = w.add(&marker, "api", call_api(&env.l, &event)).await;
+    assert_eq!(status, 201, "{created}");
+    w.api_requests += 1;
+    let id: OrderId = created["orderId"].as_str().unwrap().parse().unwrap();
+    // The orders stream to the queue, the queue to the state machine.
+    let records = stream_records(&env.deployment.tables().orders).await;
+    w.add(
+        &marker,
+        "relay",
+        relay::handle(&env.l, json!({ "Records": records })),
+    )
+    .await
+    .unwrap();
+    let msg = sqs_record(
+        &env,
+        "cost-msg-1",
+        &orderly_core::ports::processing_message(id),
+        1,
+    );
+    w.add(
+        &marker,
+        "worker",
+        worker::handle(&env.l, json!({ "Records": [msg] })),
+    )
+    .await
+    .unwrap();
+    // The state machine's tasks, as the generated definition runs them.
+    let definition = orderly_aws::asl::definition(&env.l.saga);
+    let tasks = orderly_aws::asl::visited(&definition, saga_fails_at);
+    w.state_transitions = tasks.len() as u64 + 1;
+    for action in &tasks {
+        let _ = w.add(&marker, "saga-step", env.step(id, action)).await;
+    }
+    // Every event through the bus to its subscribers, until no new event appears.
+    let mut seen = std::collections::HashSet::new();
+    loop {
+        let fresh: Vec<(Value, DomainEvent)> = stream_records(&env.deployment.tables().events)
+            .await
+            .into_iter()
+            .filter_map(|r| {
+                let change = orderly_aws::dynamo::stream::record_from_lambda(&r).ok()?;
+                let e = orderly_aws::dynamo::stream::event_of(&change).ok()??;
+                seen.insert(e.id).then_some((r, e))
+            })
+            .collect();
+        if fresh.is_empty() {
+            break;
+        }
+        for (record, e) in fresh {
+            // One stream batch per event: the events are seconds apart in a real saga.
+            w.add(
+                &marker,
+                "relay",
+                relay::handle(&env.l, json!({ "Records": [record] })),
+            )
+            .await
+            .unwrap();
+            w.events += 1;
+            let mut subs = vec![orderly_core::events::AUDIT];
+            subs.extend(
+                routes()
+                    .into_iter()
+                    .filter(|r| r.pattern.matches(&e))
+                    .map(|r| r.target),
+            );
+            for s in subs {
+                let input = json!({ "subscriber": s, "event": eventbridge_event(&e) });
+                w.add(&marker, "events", events::handle(&env.l, input))
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+    w.final_status = env.order(id).await.status.to_string();
+    w
+}
+
+#[tokio::test]
+#[ignore = "needs the moto emulator: scripts/test.sh starts it and runs ignored tests"]
+async fn the_aws_work_of_one_order_is_counted() {
+    let fulfilled = one_order_on_aws(
+        r#"{"userId":"cost","customerEmail":"ada@example.com","items":[{"productId":"PROD-001","qty":1},{"productId":"PROD-002","qty":1}]}"#,
+        None,
+    )
+    .await;
+    let declined = one_order_on_aws(
+        r#"{"userId":"cost","customerEmail":"ada@example.com","items":[{"productId":"PROD-005","qty":51}]}"#,
+        Some("ProcessPayment"),
+    )
+    .await;
+    assert_eq!(fulfilled.final_status, "FULFILLED", "{fulfilled:?}");
+    assert_eq!(declined.final_status, "FAILED", "{declined:?}");
+    for w in [&fulfilled, &declined] {
+        assert!(
+            w.requests.keys().any(|k| k.starts_with("dynamodb.")),
+            "{w:?}"
+        );
+        assert!(
+            w.requests.contains_key("awsstepfunctions.StartExecution"),
+            "{w:?}"
+        );
+        assert!(w.requests.contains_key("awsevents.PutEvents"), "{w:?}");
+    }
+    let report = json!({ "fulfilled": fulfilled, "declined": declined });
+    println!("{}", serde_json::to_string_pretty(&report).unwrap());
+    if let Ok(path) = std::env::var("ORDERLY_COST_OUT") {
+        std::fs::write(path, serde_json::to_string_pretty(&report).unwrap()).unwrap();
+    }
 }

@@ -515,3 +515,59 @@ mod tests {
         assert_eq!(seq_cmp("007", "7"), Equal);
     }
 }
+
+/// Which of Orderly's streams a record comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Orders,
+    Events,
+}
+
+/// What relaying one change record did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Relayed {
+    /// The order's processing message was sent to the orders queue.
+    Queued(OrderId),
+    /// The event was published on the bus.
+    Published(Box<DomainEvent>),
+    /// Nothing to relay in this record.
+    Ignored,
+}
+
+/// The relay of both runtimes (the `relay` Lambda function and `serve --backend aws`'s
+/// relay loop): a change of the orders table that requests processing sends the order's
+/// processing message to `orders_queue`; an event item inserted into the events table is
+/// published on `bus`. At least once: a failure is answered and the caller relays the
+/// record again (everything downstream is idempotent).
+pub async fn relay_change(
+    stream: Stream,
+    change: &ChangeRecord,
+    queue: &dyn orderly_core::ports::Queue,
+    orders_queue: &str,
+    bus: Option<&dyn orderly_core::ports::EventBus>,
+) -> Result<Relayed, StoreError> {
+    match stream {
+        Stream::Orders => {
+            let Some(id) = processing_request(change) else {
+                return Ok(Relayed::Ignored);
+            };
+            queue
+                .send(
+                    orders_queue,
+                    &orderly_core::ports::processing_message(id),
+                    std::time::Duration::ZERO,
+                )
+                .await?;
+            Ok(Relayed::Queued(id))
+        }
+        Stream::Events => {
+            let Some(event) = event_of(change)? else {
+                return Ok(Relayed::Ignored);
+            };
+            let bus = bus
+                .ok_or_else(|| StoreError::Backend("relaying events needs the event bus".into()))?;
+            bus.publish(std::slice::from_ref(&event)).await?;
+            Ok(Relayed::Published(Box::new(event)))
+        }
+    }
+}
