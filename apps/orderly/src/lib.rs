@@ -61,7 +61,7 @@ impl Default for ProcessingConfig {
         ProcessingConfig {
             payment: SimulatorConfig::default(),
             saga: SagaSettings::default(),
-            consumers: 4,
+            consumers: 16,
             visibility: Duration::from_secs(30),
             redelivery_base: Duration::from_secs(1),
             smtp_url: None,

@@ -103,7 +103,7 @@ struct Store {
 #[derive(Debug, Args)]
 struct Processing {
     /// Concurrent saga consumers.
-    #[arg(long, env = "ORDERLY_WORKERS", default_value_t = 4,
+    #[arg(long, env = "ORDERLY_WORKERS", default_value_t = 16,
           value_parser = clap::value_parser!(u64).range(1..=256))]
     workers: u64,
     /// Seconds a received message stays hidden (renewed while it is processed).
