@@ -15,6 +15,16 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// The scope of this caller's idempotency keys: the user it is (all its credentials
+    /// share it), or its credential when it acts as no user. Two callers' equal keys never
+    /// meet, so one cannot block or probe another's keys.
+    pub fn idempotency_scope(&self) -> String {
+        match &self.user_id {
+            Some(u) => format!("user:{u}"),
+            None => self.credential.clone(),
+        }
+    }
+
     pub fn is_admin(&self) -> bool {
         self.role == Role::Admin
     }

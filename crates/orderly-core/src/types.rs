@@ -246,6 +246,12 @@ impl IdempotencyKey {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// The key as stored: within the caller's `scope` (a newline, which no key contains,
+    /// separates them), so equal keys of different callers are different keys.
+    pub fn scoped(&self, scope: &str) -> IdempotencyKey {
+        IdempotencyKey(format!("{scope}\n{}", self.0))
+    }
 }
 
 impl FromStr for IdempotencyKey {

@@ -86,6 +86,46 @@ impl Authenticator {
         }
     }
 
+    async fn verify_key(&self, v: &axum::http::HeaderValue) -> Result<Principal, ApiError> {
+        let keys = self
+            .keys
+            .as_ref()
+            .ok_or_else(|| self.unauthorized("API keys are not accepted here"))?;
+        let text = v
+            .to_str()
+            .map_err(|_| self.unauthorized("the API key is malformed"))?;
+        match keys.verify(text).await {
+            Ok(p) => Ok(p),
+            Err(KeyError::Store(cause)) => Err(ApiError::Unavailable { message: cause }),
+            Err(e) => {
+                tracing::info!(reason = %e, "API key refused");
+                Err(self.unauthorized("the API key is not valid"))
+            }
+        }
+    }
+
+    async fn verify_bearer(&self, v: &axum::http::HeaderValue) -> Result<Principal, ApiError> {
+        let text = v.to_str().unwrap_or("");
+        let token = match text.split_once(' ') {
+            Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+            _ => {
+                return Err(self.unauthorized("the Authorization header must be `Bearer <token>`"));
+            }
+        };
+        let jwt = self
+            .jwt
+            .as_ref()
+            .ok_or_else(|| self.unauthorized("bearer tokens are not enabled on this server"))?;
+        match jwt.verify(token).await {
+            Ok(p) => Ok(p),
+            Err(JwtError::Unavailable(cause)) => Err(ApiError::Unavailable { message: cause }),
+            Err(JwtError::Invalid(reason)) | Err(JwtError::Config(reason)) => {
+                tracing::info!(%reason, "bearer token refused");
+                Err(self.unauthorized(&format!("the bearer token is not valid: {reason}")))
+            }
+        }
+    }
+
     /// Who the request is from.
     pub async fn identify(
         &self,
@@ -97,45 +137,25 @@ impl Authenticator {
                 .map(|g| g.0.clone())
                 .ok_or_else(|| self.unauthorized("API Gateway passed no authorized identity"));
         }
-        if let Some(v) = headers.get(API_KEY_HEADER) {
-            let keys = self
-                .keys
-                .as_ref()
-                .ok_or_else(|| self.unauthorized("API keys are not accepted here"))?;
-            let text = v
-                .to_str()
-                .map_err(|_| self.unauthorized("the API key is malformed"))?;
-            return match keys.verify(text).await {
-                Ok(p) => Ok(p),
-                Err(KeyError::Store(cause)) => Err(ApiError::Unavailable { message: cause }),
-                Err(e) => {
-                    tracing::info!(reason = %e, "API key refused");
-                    Err(self.unauthorized("the API key is not valid"))
-                }
-            };
-        }
-        if let Some(v) = headers.get(axum::http::header::AUTHORIZATION) {
-            let text = v.to_str().unwrap_or("");
-            let token = match text.split_once(' ') {
-                Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
-                _ => {
-                    return Err(
-                        self.unauthorized("the Authorization header must be `Bearer <token>`")
-                    );
-                }
-            };
-            let jwt = self
-                .jwt
-                .as_ref()
-                .ok_or_else(|| self.unauthorized("bearer tokens are not enabled on this server"))?;
-            return match jwt.verify(token).await {
-                Ok(p) => Ok(p),
-                Err(JwtError::Unavailable(cause)) => Err(ApiError::Unavailable { message: cause }),
-                Err(JwtError::Invalid(reason)) | Err(JwtError::Config(reason)) => {
-                    tracing::info!(%reason, "bearer token refused");
-                    Err(self.unauthorized(&format!("the bearer token is not valid: {reason}")))
-                }
-            };
+        // Every credential a request carries is checked: an invalid one is a 401 whatever
+        // else comes with it, and two valid ones must name the same caller.
+        let key = match headers.get(API_KEY_HEADER) {
+            Some(v) => Some(self.verify_key(v).await?),
+            None => None,
+        };
+        let bearer = match headers.get(axum::http::header::AUTHORIZATION) {
+            Some(v) => Some(self.verify_bearer(v).await?),
+            None => None,
+        };
+        match (key, bearer) {
+            (Some(k), Some(b)) if k.role == b.role && k.user_id == b.user_id => return Ok(k),
+            (Some(_), Some(_)) => {
+                return Err(self.unauthorized(
+                    "the API key and the bearer token name different callers: send one",
+                ));
+            }
+            (Some(p), None) | (None, Some(p)) => return Ok(p),
+            (None, None) => {}
         }
         Err(self.unauthorized(
             "credentials are required: send an API key in x-api-key or a bearer token",

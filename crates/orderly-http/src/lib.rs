@@ -284,6 +284,8 @@ async fn create_order(
             )
         }
     };
+    // Keys are the caller's own: another caller's equal key is another key.
+    let key = key.map(|k| k.scoped(&caller.idempotency_scope()));
     let body = bind_user(&caller, body)?;
     let req = parse_create_order(&body)?;
     let placed = state.app.place_order(req, &body, key).await?;
@@ -554,8 +556,16 @@ async fn replay_dead_letters(
     _admin: Admin,
     extract::OptionalJsonBytes(body): extract::OptionalJsonBytes,
 ) -> ApiResult<impl IntoResponse> {
-    let ids = if body.iter().all(u8::is_ascii_whitespace) {
+    // Only an absent (empty) body means "all": a body of whitespace is a malformed request,
+    // and an operator's malformed request must never widen to every dead letter.
+    let ids = if body.is_empty() {
         None
+    } else if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::BadRequest {
+            code: "malformed_json",
+            message: "the request body is blank: send no body, {} or {\"ids\": [...]}".into(),
+            details: vec![orderly_core::FieldError::new("body", "is blank")],
+        });
     } else {
         let v: serde_json::Value =
             serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest {

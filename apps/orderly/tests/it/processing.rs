@@ -244,6 +244,24 @@ async fn poison_messages_show_up_in_the_dlq_and_replay_through_the_api() {
             .contains("malformed order message")
     );
     let id = dead[0]["id"].as_str().unwrap();
+    // A blank body is malformed, never "replay everything".
+    for blank in [" ", "\n", "\t", " \r\n "] {
+        let r = app
+            .client
+            .post(app.url("/admin/dlq/replay"))
+            .header("content-type", "application/json")
+            .body(blank)
+            .send()
+            .await
+            .unwrap();
+        assert_error(r, 400, "malformed_json", Some("body")).await;
+    }
+    let (_, still) = app.get_json("/admin/dlq").await;
+    assert_eq!(
+        still["items"].as_array().unwrap().len(),
+        1,
+        "the DLQ is untouched"
+    );
     let r = app
         .client
         .post(app.url("/admin/dlq/replay"))

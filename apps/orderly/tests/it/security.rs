@@ -127,6 +127,22 @@ async fn every_route_needs_a_valid_unrevoked_credential() {
     let (_, page) = app.get_json("/orders").await;
     assert_eq!(page["items"].as_array().unwrap().len(), 0);
 
+    // A valid key does not carry an invalid credential through with it.
+    let r = customer
+        .get(app.url("/products"))
+        .header("authorization", "Bearer garbage")
+        .send()
+        .await
+        .unwrap();
+    assert_unauthorized(r, "a valid key with a bad bearer token").await;
+    let r = anonymous
+        .get(app.url("/products"))
+        .header("authorization", "Bearer garbage")
+        .send()
+        .await
+        .unwrap();
+    assert_unauthorized(r, "a bad bearer token alone").await;
+
     // A working customer key stops working once revoked.
     let r = customer.get(app.url("/products")).send().await.unwrap();
     assert_eq!(r.status(), 200);
@@ -589,5 +605,45 @@ async fn cognito_style_rs256_tokens_verify_against_the_jwks() {
     assert_eq!(
         call(rs256_token("rsa_a.pem", "test-key-a", &id_token)).await,
         401
+    );
+}
+
+#[tokio::test]
+async fn idempotency_keys_belong_to_their_caller() {
+    let app = spawn_configured(|_| {}).await;
+    let (carol_key, _) = create_key(&app, Role::Customer, Some("carol")).await;
+    let (dave_key, _) = create_key(&app, Role::Customer, Some("dave")).await;
+    let post = |key: &str, qty: u32| {
+        client_with_key(key)
+            .post(app.url("/orders"))
+            .header("idempotency-key", "order-1001")
+            .json(&json!({"items": [{"productId": "PROD-001", "qty": qty}]}))
+            .send()
+    };
+    let carol = post(&carol_key, 1).await.unwrap();
+    assert_eq!(carol.status(), 201);
+    let carol: Value = carol.json().await.unwrap();
+    // Dave's equal key with another body is his own key: a new order, no 422.
+    let dave = post(&dave_key, 2).await.unwrap();
+    assert_eq!(
+        dave.status(),
+        201,
+        "another caller's key does not block this one"
+    );
+    let dave: Value = dave.json().await.unwrap();
+    assert_ne!(carol["orderId"], dave["orderId"]);
+    assert_eq!(dave["userId"], "dave");
+    // Each retry replays its own caller's order.
+    let again = post(&carol_key, 1).await.unwrap();
+    assert_eq!(again.status(), 201);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    assert_eq!(
+        again.json::<Value>().await.unwrap()["orderId"],
+        carol["orderId"]
+    );
+    let again = post(&dave_key, 2).await.unwrap();
+    assert_eq!(
+        again.json::<Value>().await.unwrap()["orderId"],
+        dave["orderId"]
     );
 }
