@@ -13,7 +13,7 @@ use axum::extract::{FromRequestParts, Request, State};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use orderly_auth::jwt::{JwtError, JwtVerifier};
 use orderly_auth::keys::{KeyError, KeyService};
 use orderly_auth::limit::{LimitScope, RateLimitConfig, RateLimiter};
@@ -163,6 +163,16 @@ impl Authenticator {
     }
 }
 
+/// Whether a request has a body still to come (a length above 0, or chunked).
+fn carries_body(headers: &HeaderMap) -> bool {
+    headers.contains_key(axum::http::header::TRANSFER_ENCODING)
+        || headers
+            .get(axum::http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .is_some_and(|n| n > 0)
+}
+
 /// The middleware on every protected route: authenticate, then rate-limit.
 pub async fn authenticate(
     State(state): State<AppState>,
@@ -171,16 +181,32 @@ pub async fn authenticate(
 ) -> Result<Response, ApiError> {
     let auth = &state.auth;
     let gateway = req.extensions().get::<GatewayIdentity>().cloned();
-    let principal = auth.identify(req.headers(), gateway.as_ref()).await?;
+    // A refusal here answers before the body is read: the connection then closes, and says
+    // so, so a client does not send its next request down it.
+    let has_body = carries_body(req.headers());
+    let early = |e: ApiError| -> Response {
+        let mut resp = e.into_response();
+        if has_body {
+            resp.headers_mut().insert(
+                axum::http::header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
+        resp
+    };
+    let principal = match auth.identify(req.headers(), gateway.as_ref()).await {
+        Ok(p) => p,
+        Err(e) => return Ok(early(e)),
+    };
     if let Err(limited) = auth.limiter.check(&principal.credential, Instant::now()) {
         let message = match limited.scope {
             LimitScope::Credential => "this credential sent too many requests",
             LimitScope::Global => "the server is at its request rate limit",
         };
-        return Err(ApiError::TooManyRequests {
+        return Ok(early(ApiError::TooManyRequests {
             message: message.to_owned(),
             retry_after_secs: limited.retry_after.as_secs_f64().ceil().max(1.0) as u64,
-        });
+        }));
     }
     tracing::Span::current().record("credential", principal.credential.as_str());
     req.extensions_mut().insert(Arc::new(principal));

@@ -647,3 +647,53 @@ async fn idempotency_keys_belong_to_their_caller() {
         dave["orderId"]
     );
 }
+
+#[tokio::test]
+async fn an_answer_before_the_body_closes_the_connection_and_says_so() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_configured(|_| {}).await;
+    let addr = app
+        .url("/")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned();
+    let body = r#"{"items":[{"productId":"PROD-001","qty":1}]}"#;
+    let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let head = format!(
+        "POST /orders HTTP/1.1\r\nHost: x\r\nx-api-key: oly_000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    s.write_all(head.as_bytes()).await.unwrap();
+    s.write_all(body.as_bytes()).await.unwrap();
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut got)).await;
+    let text = String::from_utf8_lossy(&got).to_ascii_lowercase();
+    assert!(
+        read.is_ok(),
+        "the server closes the connection after the 401: {text}"
+    );
+    assert!(text.starts_with("http/1.1 401"), "{text}");
+    assert!(text.contains("connection: close"), "{text}");
+
+    // A client that keeps its connection alive never sends into a closed one: every
+    // request of a burst is answered.
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()
+        .unwrap();
+    for i in 0..300 {
+        let r = client
+            .post(app.url("/orders"))
+            .header(
+                "x-api-key",
+                "oly_000000000000_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+            )
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("request {i} was not answered: {e}"));
+        assert_eq!(r.status(), 401, "request {i}");
+    }
+}
