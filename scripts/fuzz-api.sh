@@ -59,11 +59,13 @@ port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); 
 base="http://127.0.0.1:$port"
 data="$work/data"
 log="$work/server.log"
-# The fuzzer sends requests as fast as one worker can: lift the per-credential rate limit
+# The fuzzer sends requests as fast as one worker can, many of them without credentials
+# (the ignored-auth check): lift the per-credential and the failed-authentication limits
 # so that none of its answers is a 429 (rate limiting has tests of its own). Payments are
 # never declined by chance, so answers do not depend on luck.
 "$bin" serve --data-dir "$data" --addr "127.0.0.1:$port" --log-format json --log warn \
   --rate-limit-rps 100000 --rate-limit-burst 100000 \
+  --failed-auth-rps 100000 --failed-auth-burst 100000 \
   --payment-decline-percent 0 --egress loopback >"$log" 2>&1 &
 server_pid=$!
 

@@ -78,6 +78,9 @@ pub struct AuthConfig {
     /// Bearer JWTs (Cognito RS256, or HS256 for development); `None`: API keys only.
     pub jwt: Option<JwtConfig>,
     pub rate_limit: RateLimitConfig,
+    /// Failed authentications per client address (`per_credential_rps`, `burst`); over it,
+    /// 429 before anything is verified.
+    pub failed_auth_limit: RateLimitConfig,
     /// When the store holds no API key at all, create an admin key (acting as user
     /// `admin`), print it once and save it to `<data-dir>/admin.key` (mode 0600).
     pub bootstrap_admin_key: bool,
@@ -88,6 +91,10 @@ impl Default for AuthConfig {
         AuthConfig {
             jwt: None,
             rate_limit: RateLimitConfig::default(),
+            failed_auth_limit: orderly_http::auth::failed_auth_limit(
+                orderly_http::auth::FAILED_AUTH_RPS,
+                orderly_http::auth::FAILED_AUTH_BURST,
+            ),
             bootstrap_admin_key: true,
         }
     }
@@ -465,7 +472,12 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
             .rate_limit
             .validate()
             .map_err(|e| anyhow::anyhow!("rate limit: {e}"))?;
-        let auth = Authenticator::local(opened.keys.clone(), jwt, cfg.auth.rate_limit);
+        cfg.auth
+            .failed_auth_limit
+            .validate()
+            .map_err(|e| anyhow::anyhow!("failed-authentication limit: {e}"))?;
+        let auth = Authenticator::local(opened.keys.clone(), jwt, cfg.auth.rate_limit)
+            .with_failed_auth_limit(cfg.auth.failed_auth_limit);
         let router = orderly_http::router(AppState {
             app: app.clone(),
             config: cfg.http.clone(),
@@ -474,11 +486,14 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
         });
         let mut stopped = stopped.clone();
         let http = tokio::spawn(async move {
-            axum::serve(listener, router)
-                .with_graceful_shutdown(async move {
-                    let _ = stopped.wait_for(|s| *s).await;
-                })
-                .await
+            axum::serve(
+                listener,
+                router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            })
+            .await
         });
         (Some(addr), Some(http))
     } else {

@@ -272,6 +272,13 @@ struct Security {
         default_value_t = 20_000
     )]
     global_rate_limit_burst: u32,
+    /// Failed authentications per second one client address may sustain; past the burst
+    /// and this rate, its requests are answered 429 before anything is verified.
+    #[arg(long, env = "ORDERLY_FAILED_AUTH_RPS", default_value_t = orderly_http::auth::FAILED_AUTH_RPS)]
+    failed_auth_rps: f64,
+    /// Failed authentications one client address may make at once.
+    #[arg(long, env = "ORDERLY_FAILED_AUTH_BURST", default_value_t = orderly_http::auth::FAILED_AUTH_BURST)]
+    failed_auth_burst: u32,
     /// Seconds a request may run before it is answered 503.
     #[arg(long, env = "ORDERLY_REQUEST_TIMEOUT_SECS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -345,6 +352,8 @@ impl Security {
             global_rps: self.global_rate_limit_rps,
             global_burst: self.global_rate_limit_burst,
         };
+        auth.failed_auth_limit =
+            orderly_http::auth::failed_auth_limit(self.failed_auth_rps, self.failed_auth_burst);
         auth.bootstrap_admin_key = self.bootstrap_admin_key;
         let jwks = match (self.jwt_jwks_url, self.jwt_jwks_file) {
             (Some(u), _) => Some(JwksSource::Url(u)),

@@ -290,6 +290,23 @@ impl RateLimiter {
         Ok(())
     }
 
+    /// Whether [`RateLimiter::check`] would admit a request of `credential` now, by its
+    /// own bucket alone, taking nothing.
+    pub fn peek(&self, credential: &str, now: Instant) -> Result<(), Limited> {
+        let Some(rate) = self.credential else {
+            return Ok(());
+        };
+        let now = self.nanos(now);
+        let tat = lock(self.shard(credential)).tat(credential);
+        match rate.take(tat, now) {
+            Some(_) => Ok(()),
+            None => Err(Limited {
+                scope: LimitScope::Credential,
+                retry_after: rate.wait(tat, now),
+            }),
+        }
+    }
+
     fn take_global(&self, now: u64) -> Result<(), Limited> {
         let Some(rate) = self.global else {
             return Ok(());

@@ -36,6 +36,26 @@ pub struct Authenticator {
     jwt: Option<JwtVerifier>,
     trust_gateway: bool,
     limiter: RateLimiter,
+    /// Failed authentications per client address ([`FAILED_AUTH_BURST`] at once, then
+    /// [`FAILED_AUTH_RPS`] a second); an address over it gets 429 before anything is
+    /// verified.
+    failures: RateLimiter,
+}
+
+/// Failed authentications one client address may make at once, by default.
+pub const FAILED_AUTH_BURST: u32 = 100;
+/// Failed authentications per second one client address may make, sustained, by default.
+pub const FAILED_AUTH_RPS: f64 = 10.0;
+
+/// The limit of failed authentications per client address: `rps` sustained, `burst` at
+/// once.
+pub fn failed_auth_limit(rps: f64, burst: u32) -> RateLimitConfig {
+    RateLimitConfig {
+        per_credential_rps: rps,
+        burst,
+        global_rps: f64::INFINITY,
+        global_burst: u32::MAX,
+    }
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -57,6 +77,7 @@ impl Authenticator {
             jwt,
             trust_gateway: false,
             limiter: RateLimiter::new(limits),
+            failures: RateLimiter::new(failed_auth_limit(FAILED_AUTH_RPS, FAILED_AUTH_BURST)),
         }
     }
 
@@ -68,7 +89,15 @@ impl Authenticator {
             jwt: None,
             trust_gateway: true,
             limiter: RateLimiter::new(limits),
+            failures: RateLimiter::new(failed_auth_limit(FAILED_AUTH_RPS, FAILED_AUTH_BURST)),
         }
+    }
+
+    /// With this limit of failed authentications per client address instead of the
+    /// default (see [`failed_auth_limit`]).
+    pub fn with_failed_auth_limit(mut self, limit: RateLimitConfig) -> Self {
+        self.failures = RateLimiter::new(limit);
+        self
     }
 
     fn challenge(&self) -> &'static str {
@@ -194,8 +223,30 @@ pub async fn authenticate(
         }
         resp
     };
+    // The client's address, when the server knows it (not behind API Gateway).
+    let client = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| format!("addr:{}", c.0.ip()));
+    let too_many = |limited: orderly_auth::limit::Limited| ApiError::TooManyRequests {
+        message: "too many failed authentications from this address".into(),
+        retry_after_secs: limited.retry_after.as_secs_f64().ceil().max(1.0) as u64,
+    };
+    if let Some(c) = &client
+        && let Err(limited) = auth.failures.peek(c, Instant::now())
+    {
+        return Ok(early(too_many(limited)));
+    }
     let principal = match auth.identify(req.headers(), gateway.as_ref()).await {
         Ok(p) => p,
+        Err(e @ ApiError::Unauthorized { .. }) => {
+            if let Some(c) = &client
+                && let Err(limited) = auth.failures.check(c, Instant::now())
+            {
+                return Ok(early(too_many(limited)));
+            }
+            return Ok(early(e));
+        }
         Err(e) => return Ok(early(e)),
     };
     if let Err(limited) = auth.limiter.check(&principal.credential, Instant::now()) {
