@@ -153,7 +153,12 @@ async fn orders_reach_a_terminal_status_with_every_record_in_dynamodb() {
         ),
         "199"
     );
-    let idem = item(&ddb, &tables.idempotency, ("key", "aws-e2e-first-order")).await;
+    // Stored within the caller's scope (the bootstrap admin key acts as user `admin`).
+    let stored = "aws-e2e-first-order"
+        .parse::<orderly_core::IdempotencyKey>()
+        .unwrap()
+        .scoped("user:admin");
+    let idem = item(&ddb, &tables.idempotency, ("key", stored.as_str())).await;
     assert_eq!(text(&idem, "orderId"), id);
     // Six events, each with its once-marker.
     assert_eq!(count_items(&ddb, &tables.events, &id).await, 12);
