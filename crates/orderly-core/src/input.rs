@@ -61,11 +61,44 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
+/// The text of each number at the top level of a JSON object, as the client wrote it, so
+/// that amounts are read exactly rather than through a binary float. A repeated key keeps
+/// its last value, as `serde_json::Value` does.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NumberTexts(HashMap<String, String>);
+
+impl NumberTexts {
+    /// The top-level numbers of `raw` (empty when it is not a JSON object).
+    pub fn of(raw: &[u8]) -> NumberTexts {
+        let Ok(fields) =
+            serde_json::from_slice::<HashMap<String, &serde_json::value::RawValue>>(raw)
+        else {
+            return NumberTexts::default();
+        };
+        NumberTexts(
+            fields
+                .into_iter()
+                .filter(|(_, v)| {
+                    v.get()
+                        .starts_with(|c: char| c == '-' || c.is_ascii_digit())
+                })
+                .map(|(k, v)| (k, v.get().to_owned()))
+                .collect(),
+        )
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+}
+
 /// Collects field errors while walking one object.
 struct Fields<'a, 'e> {
     obj: &'a Map<String, Value>,
     prefix: String,
     errors: &'e mut Vec<FieldError>,
+    /// The numbers' texts, for the top-level object of a request from a client.
+    numbers: Option<&'a NumberTexts>,
 }
 
 impl<'a> Fields<'a, '_> {
@@ -184,7 +217,11 @@ impl<'a> Fields<'a, '_> {
             }
             return None;
         };
-        match Money::from_json(v) {
+        let exact = match (v, self.numbers.and_then(|n| n.get(name))) {
+            (Value::Number(_), Some(text)) => Money::from_json_text(text),
+            _ => Money::from_json(v),
+        };
+        match exact {
             Ok(m) => Some(m),
             Err(e) => {
                 self.err(name, e.to_string());
@@ -238,14 +275,21 @@ pub fn create_order_schema() -> Value {
     })
 }
 
-/// Parses a create-order body.
+/// Parses a create-order body built in code (its numbers have no text of their own).
 pub fn parse_create_order(body: &Value) -> Result<CreateOrder, Error> {
+    parse_create_order_exact(body, &NumberTexts::default())
+}
+
+/// Parses a create-order body a client sent: `numbers` holds the text of its top-level
+/// numbers ([`NumberTexts::of`] its raw bytes), so `totalAmount` is read exactly.
+pub fn parse_create_order_exact(body: &Value, numbers: &NumberTexts) -> Result<CreateOrder, Error> {
     let obj = as_object(body, "body")?;
     let mut errors = Vec::new();
     let mut f = Fields {
         obj,
         prefix: String::new(),
         errors: &mut errors,
+        numbers: Some(numbers),
     };
     f.reject_unknown(&["userId", "customerEmail", "items", "totalAmount"]);
     let user_id = f.parse::<UserId>("userId", true);
@@ -297,6 +341,7 @@ fn parse_lines(lines: &[Value], errors: &mut Vec<FieldError>) -> Vec<LineRequest
             obj,
             prefix: format!("items[{i}]."),
             errors,
+            numbers: None,
         };
         f.reject_unknown(&["productId", "sku", "qty"]);
         // `sku` is seed 000's name for the product id.
@@ -334,8 +379,18 @@ fn parse_lines(lines: &[Value], errors: &mut Vec<FieldError>) -> Vec<LineRequest
     out
 }
 
-/// Parses a `PUT /products/{productId}` body for the product in the path.
+/// Parses a `PUT /products/{productId}` body built in code.
 pub fn parse_product(path_id: &str, body: &Value) -> Result<ProductSpec, Error> {
+    parse_product_exact(path_id, body, &NumberTexts::default())
+}
+
+/// Parses a `PUT /products/{productId}` body a client sent, reading `price` exactly from
+/// its text (see [`parse_create_order_exact`]).
+pub fn parse_product_exact(
+    path_id: &str,
+    body: &Value,
+    numbers: &NumberTexts,
+) -> Result<ProductSpec, Error> {
     let product_id: ProductId = path_id
         .parse()
         .map_err(|e: crate::types::InvalidValue| Error::invalid_field("productId", e.0))?;
@@ -345,6 +400,7 @@ pub fn parse_product(path_id: &str, body: &Value) -> Result<ProductSpec, Error> 
         obj,
         prefix: String::new(),
         errors: &mut errors,
+        numbers: Some(numbers),
     };
     f.reject_unknown(&[
         "productId",
@@ -699,5 +755,34 @@ mod tests {
             assert!(parse_create_order(body).is_err(), "parser accepted {body}");
             assert!(!schema_accepts(&schema, body), "schema accepted {body}");
         }
+    }
+
+    #[test]
+    fn amounts_from_a_client_are_read_from_their_text() {
+        let parse = |raw: &str| {
+            let body: Value = serde_json::from_str(raw).unwrap();
+            parse_create_order_exact(&body, &NumberTexts::of(raw.as_bytes()))
+        };
+        let line = r#""userId":"u1","items":[{"productId":"PROD-001","qty":1}]"#;
+        let ok = parse(&format!(r#"{{{line},"totalAmount":29.99}}"#)).unwrap();
+        assert_eq!(ok.total_amount, Some(Money::from_minor(2999).unwrap()));
+        for bad in ["29.990000000000002", "29.99000000000001"] {
+            let e = parse(&format!(r#"{{{line},"totalAmount":{bad}}}"#)).unwrap_err();
+            assert_eq!(fields(e)[0].0, "totalAmount", "{bad}");
+        }
+        // A repeated key keeps its last value, text and parsed value alike.
+        let twice = parse(&format!(
+            r#"{{{line},"totalAmount":1.001,"totalAmount":2.5}}"#
+        ))
+        .unwrap();
+        assert_eq!(twice.total_amount, Some(Money::from_minor(250).unwrap()));
+        let spec = parse_product_exact(
+            "P1",
+            &serde_json::json!({"name":"n","price":0.1,"stock":1,"category":"c"}),
+            &NumberTexts::of(
+                br#"{"name":"n","price":0.100000000000000001,"stock":1,"category":"c"}"#,
+            ),
+        );
+        assert_eq!(fields(spec.unwrap_err())[0].0, "price");
     }
 }

@@ -88,6 +88,59 @@ impl Money {
         Money::from_minor(minor).ok_or(MoneyError::TooLarge)
     }
 
+    /// Parses the text of a JSON number exactly as the client wrote it (`29.99`, `2999e-2`,
+    /// `1E2`): the decimal value must have at most two decimals. No binary float is involved,
+    /// so `29.990000000000002` is refused although it reads as the same `f64` as `29.99`.
+    pub fn from_json_text(text: &str) -> Result<Money, MoneyError> {
+        let text = text.trim();
+        let (negative, unsigned) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        let (mantissa, exponent) = match unsigned.find(['e', 'E']) {
+            Some(i) => (&unsigned[..i], Some(&unsigned[i + 1..])),
+            None => (unsigned, None),
+        };
+        let (whole, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+        let digits_ok = |s: &str| s.bytes().all(|b| b.is_ascii_digit());
+        if whole.is_empty() || !digits_ok(whole) || !digits_ok(frac) {
+            return Err(MoneyError::NotANumber);
+        }
+        let exponent: i64 = match exponent {
+            None => 0,
+            Some(e) => {
+                let e = e.strip_prefix('+').unwrap_or(e);
+                let magnitude = e.strip_prefix('-').unwrap_or(e);
+                if magnitude.is_empty() || !digits_ok(magnitude) {
+                    return Err(MoneyError::NotANumber);
+                }
+                // Past a few hundred places the value is too large or too precise anyway.
+                e.parse::<i64>()
+                    .unwrap_or(if e.starts_with('-') { -1000 } else { 1000 })
+            }
+        };
+        let exponent = exponent.clamp(-1000, 1000);
+        let all_zero = whole.bytes().chain(frac.bytes()).all(|b| b == b'0');
+        if all_zero {
+            return Ok(Money::ZERO);
+        }
+        if negative {
+            return Err(MoneyError::Negative);
+        }
+        // Move the decimal point by the exponent, on the digits as written.
+        let digits = format!("{whole}{frac}");
+        let point = whole.len() as i64 + exponent;
+        let shifted = if point <= 0 {
+            format!("0.{}{digits}", "0".repeat(point.unsigned_abs() as usize))
+        } else if point as usize >= digits.len() {
+            format!("{digits}{}", "0".repeat(point as usize - digits.len()))
+        } else {
+            let (w, f) = digits.split_at(point as usize);
+            format!("{w}.{f}")
+        };
+        Money::parse_decimal(&shifted)
+    }
+
     /// Parses a JSON value that must be a number with at most two decimals.
     pub fn from_json(value: &serde_json::Value) -> Result<Money, MoneyError> {
         match value {
@@ -230,6 +283,47 @@ mod tests {
         #[test]
         fn parse_never_panics(s in "\\PC{0,30}") {
             let _ = Money::parse_decimal(&s);
+        }
+    }
+
+    #[test]
+    fn amounts_are_read_from_the_json_text_exactly() {
+        let ok = |t: &str, minor: i64| {
+            assert_eq!(
+                Money::from_json_text(t),
+                Ok(Money::from_minor(minor).unwrap()),
+                "{t}"
+            );
+        };
+        ok("29.99", 2999);
+        ok("29.990", 2999);
+        ok("2999e-2", 2999);
+        ok("2.999E1", 2999);
+        ok("1e2", 10000);
+        ok("0.5", 50);
+        ok("0", 0);
+        ok("-0.00", 0);
+        ok("10000000000.00", 1_000_000_000_000);
+        ok("9999999999.99", 999_999_999_999);
+        ok("1.000000000000000", 100);
+        for t in [
+            "29.990000000000002",
+            "29.99000000000001",
+            "0.001",
+            "1e-3",
+            "1.005",
+        ] {
+            assert_eq!(Money::from_json_text(t), Err(MoneyError::TooPrecise), "{t}");
+        }
+        for t in ["-1", "-0.5", "-1e2"] {
+            assert_eq!(Money::from_json_text(t), Err(MoneyError::Negative), "{t}");
+        }
+        for t in ["1e400", "123456789012345", "10000000000.01"] {
+            assert_eq!(Money::from_json_text(t), Err(MoneyError::TooLarge), "{t}");
+        }
+        assert_eq!(Money::from_json_text("1e-400"), Err(MoneyError::TooPrecise));
+        for t in ["", "abc", "1.2.3", "--1", "1e", "0e", "1e+", "\"1\""] {
+            assert_eq!(Money::from_json_text(t), Err(MoneyError::NotANumber), "{t}");
         }
     }
 }
