@@ -14,6 +14,7 @@
 
 pub mod cache;
 pub mod db;
+pub mod owners;
 mod processing;
 pub mod schema;
 mod store;

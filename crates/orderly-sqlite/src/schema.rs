@@ -182,6 +182,11 @@ const MIGRATIONS: &[&str] = &[
     ) STRICT;
     CREATE INDEX webhook_attempts_by_endpoint ON webhook_attempts (endpoint_id, seq);
     "#,
+    // 5: the process that holds an idempotency key in flight (see `owners`), so a claim of
+    // a process that died is void at once.
+    r#"
+    ALTER TABLE idempotency ADD COLUMN owner TEXT;
+    "#,
 ];
 
 /// The schema version this build expects.

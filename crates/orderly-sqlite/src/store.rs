@@ -56,6 +56,8 @@ pub struct SqliteStore {
     pub(crate) gens: Arc<Generations>,
     keys: Arc<Cached<String, ApiKeyRecord>>,
     catalogue: Arc<Cached<String, Product>>,
+    /// This process's registration in the data directory: the owner of its in-flight claims.
+    owner: Arc<crate::owners::Owner>,
 }
 
 /// Most API keys and products each cache holds.
@@ -254,6 +256,7 @@ impl SqliteStore {
             gens: Arc::new(Generations::open(data_dir)?),
             keys: Arc::new(Cached::new(CACHE_CAP)),
             catalogue: Arc::new(Cached::new(CACHE_CAP)),
+            owner: Arc::new(crate::owners::Owner::register(data_dir)?),
         })
     }
 
@@ -614,6 +617,7 @@ impl IdempotencyStore for SqliteStore {
     ) -> Result<IdempotencyBegin, StoreError> {
         let key = key.as_str().to_owned();
         let fingerprint = fingerprint.to_owned();
+        let owner = self.owner.clone();
         self.db
             .write(move |c| {
                 type Rec = (
@@ -624,11 +628,12 @@ impl IdempotencyStore for SqliteStore {
                     Option<String>,
                     i64,
                     i64,
+                    Option<String>,
                 );
                 let rec: Option<Rec> = c
                     .prepare_cached(
                         "SELECT fingerprint, state, response_status, response_body, order_id,
-                                lock_until, expires_at
+                                lock_until, expires_at, owner
                          FROM idempotency WHERE key = ?1",
                     )
                     .and_then(|mut st| {
@@ -641,17 +646,21 @@ impl IdempotencyStore for SqliteStore {
                                 r.get(4)?,
                                 r.get(5)?,
                                 r.get(6)?,
+                                r.get(7)?,
                             ))
                         })
                         .optional()
                     })
                     .map_err(store_err)?;
-                if let Some((fp, state, status, body, order_id, lock, expires)) = rec {
+                if let Some((fp, state, status, body, order_id, lock, expires, holder)) = rec {
                     let completed = state == "completed";
+                    // An in-flight claim stands while its lock runs and its process lives:
+                    // a process that died (even by SIGKILL) answers nothing, so its claim
+                    // is void and the client's retry goes ahead at once.
                     let live = if completed {
                         expires > now.millis()
                     } else {
-                        lock > now.millis()
+                        lock > now.millis() && holder.is_none_or(|h| owner.is_alive(&h))
                     };
                     if live {
                         if fp != fingerprint {
@@ -675,15 +684,22 @@ impl IdempotencyStore for SqliteStore {
                 }
                 c.prepare_cached(
                     "INSERT INTO idempotency (key, fingerprint, state, lock_until, expires_at,
-                        created_at)
-                     VALUES (?1, ?2, 'in_flight', ?3, ?3, ?4)
+                        created_at, owner)
+                     VALUES (?1, ?2, 'in_flight', ?3, ?3, ?4, ?5)
                      ON CONFLICT (key) DO UPDATE SET fingerprint = excluded.fingerprint,
                         state = 'in_flight', response_status = NULL, response_body = NULL,
                         order_id = NULL, lock_until = excluded.lock_until,
-                        expires_at = excluded.expires_at, created_at = excluded.created_at",
+                        expires_at = excluded.expires_at, created_at = excluded.created_at,
+                        owner = excluded.owner",
                 )
                 .and_then(|mut st| {
-                    st.execute(params![key, fingerprint, lock_until.millis(), now.millis()])
+                    st.execute(params![
+                        key,
+                        fingerprint,
+                        lock_until.millis(),
+                        now.millis(),
+                        owner.id()
+                    ])
                 })
                 .map_err(store_err)?;
                 Ok(IdempotencyBegin::Started)
