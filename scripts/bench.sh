@@ -35,6 +35,7 @@ start() { # start NAME: a fresh server on a fresh data dir
   "$BIN" serve --data-dir "$dir" --addr "127.0.0.1:$PORT" --log warn --egress loopback \
     --rate-limit-rps 1000000 --rate-limit-burst 1000000 \
     --global-rate-limit-rps 1000000 --global-rate-limit-burst 1000000 \
+    --max-concurrent-per-credential 1000000 \
     ${BENCH_SERVER_ARGS:-} >"$OUT/$1.server.log" 2>&1 &
   PID=$!
   for _ in $(seq 1 100); do

@@ -373,6 +373,17 @@ fn url_host(url: &str) -> Option<String> {
 /// Binds, opens the store and starts serving (and processing) in the background.
 pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
     check_configured_egress(&cfg)?;
+    if cfg.serve_api {
+        match orderly_http::server::raise_fd_limit() {
+            Some(l) => tracing::info!(
+                soft_before = l.soft_before,
+                soft = l.soft,
+                hard = l.hard,
+                "open-file limit (soft raised to hard)"
+            ),
+            None => tracing::info!("open-file limit: none on this platform"),
+        }
+    }
     #[cfg_attr(not(feature = "aws"), allow(unused_mut))]
     let mut opened = open_backend(&cfg).await?;
     let app = opened.app.clone();
@@ -433,7 +444,8 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
             &cfg.processing,
             opened.bus.clone(),
             opened.notifier.clone(),
-        )?;
+        )?
+        .with_drain_timeout(cfg.http.drain_timeout);
         let signal = stop.subscribe();
         #[cfg(feature = "aws")]
         let relay = opened.orders_stream.take().map(|reader| {
@@ -485,12 +497,9 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
             ops: Some(process_ops.clone()),
         });
         let mut stopped = stopped.clone();
+        let http_cfg = cfg.http.clone();
         let http = tokio::spawn(async move {
-            axum::serve(
-                listener,
-                router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move {
+            orderly_http::server::serve(listener, router, &http_cfg, async move {
                 let _ = stopped.wait_for(|s| *s).await;
             })
             .await

@@ -11,6 +11,12 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use orderly::{LogFormat, ProcessingConfig, ServeConfig};
 use orderly_core::Settings;
+
+/// jemalloc, whose background thread returns freed memory to the system within seconds;
+/// glibc's allocator keeps a peak's worth (a burst of 2,000 connections left the process at
+/// its peak size).
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 use orderly_core::payment::SimulatorConfig;
 use orderly_core::ports::SeedMode;
 use orderly_core::saga::SagaSettings;
@@ -287,6 +293,34 @@ struct Security {
     #[arg(long, env = "ORDERLY_MAX_CONCURRENT_REQUESTS", default_value_t = 1024,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     max_concurrent_requests: u64,
+    /// Requests one credential may have in flight at once (its bodies being read
+    /// included); more are answered 429 at once.
+    #[arg(long, env = "ORDERLY_MAX_CONCURRENT_PER_CREDENTIAL", default_value_t = 64,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_concurrent_per_credential: u64,
+    /// Milliseconds a request body may take to arrive in full (408 after).
+    #[arg(long, env = "ORDERLY_BODY_READ_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    body_read_timeout_ms: u64,
+    /// Milliseconds a connection may take to send a request's headers, from its first byte
+    /// (or from opening); the connection is closed after.
+    #[arg(long, env = "ORDERLY_HEADER_READ_TIMEOUT_MS", default_value_t = 5_000,
+          value_parser = clap::value_parser!(u64).range(100..=600_000))]
+    header_read_timeout_ms: u64,
+    /// Milliseconds a connection may stay idle between requests before it is closed.
+    #[arg(long, env = "ORDERLY_KEEP_ALIVE_TIMEOUT_MS", default_value_t = 30_000,
+          value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    keep_alive_timeout_ms: u64,
+    /// Open connections at most; lowered at start to leave an eighth of the open-file
+    /// limit free. At the cap a new connection replaces the longest-idle one.
+    #[arg(long, env = "ORDERLY_MAX_CONNECTIONS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_connections: u64,
+    /// Milliseconds shutdown waits for requests already read to be answered and for the
+    /// worker to finish or hand back its messages.
+    #[arg(long, env = "ORDERLY_DRAIN_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(0..=600_000))]
+    drain_timeout_ms: u64,
     /// Browser origins allowed by CORS (repeat, or comma-separate in the variable); none:
     /// CORS off.
     #[arg(
@@ -340,6 +374,12 @@ impl Security {
         use orderly_auth::jwt::{JwksSource, JwtConfig};
         http.request_timeout = Duration::from_secs(self.request_timeout_secs);
         http.max_concurrent_requests = usize::try_from(self.max_concurrent_requests)?;
+        http.max_concurrent_per_credential = usize::try_from(self.max_concurrent_per_credential)?;
+        http.body_read_timeout = Duration::from_millis(self.body_read_timeout_ms);
+        http.header_read_timeout = Duration::from_millis(self.header_read_timeout_ms);
+        http.keep_alive_timeout = Duration::from_millis(self.keep_alive_timeout_ms);
+        http.max_connections = usize::try_from(self.max_connections)?;
+        http.drain_timeout = Duration::from_millis(self.drain_timeout_ms);
         http.cors_origins = self
             .cors_origins
             .into_iter()
@@ -556,6 +596,9 @@ enum Command {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     orderly::init_logging(cli.log_format, &cli.log);
+    if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
+        tracing::warn!(error = %e, "the allocator keeps freed memory (no background thread)");
+    }
     match run(cli.command).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -192,16 +192,6 @@ impl Authenticator {
     }
 }
 
-/// Whether a request has a body still to come (a length above 0, or chunked).
-fn carries_body(headers: &HeaderMap) -> bool {
-    headers.contains_key(axum::http::header::TRANSFER_ENCODING)
-        || headers
-            .get(axum::http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .is_some_and(|n| n > 0)
-}
-
 /// The middleware on every protected route: authenticate, then rate-limit.
 pub async fn authenticate(
     State(state): State<AppState>,
@@ -212,7 +202,7 @@ pub async fn authenticate(
     let gateway = req.extensions().get::<GatewayIdentity>().cloned();
     // A refusal here answers before the body is read: the connection then closes, and says
     // so, so a client does not send its next request down it.
-    let has_body = carries_body(req.headers());
+    let has_body = crate::hardening::carries_body(req.headers());
     let early = |e: ApiError| -> Response {
         let mut resp = e.into_response();
         if has_body {
@@ -259,9 +249,29 @@ pub async fn authenticate(
             retry_after_secs: limited.retry_after.as_secs_f64().ceil().max(1.0) as u64,
         }));
     }
+    // One credential cannot hold every place: its requests in flight, bodies being read
+    // included, are bounded.
+    let gate = req
+        .extensions()
+        .get::<Arc<crate::hardening::Gate>>()
+        .cloned();
+    let _slot = match &gate {
+        Some(g) => match g.enter(&principal.credential) {
+            Ok(slot) => Some(slot),
+            Err(e) => return Ok(early(e)),
+        },
+        None => None,
+    };
     tracing::Span::current().record("credential", principal.credential.as_str());
     req.extensions_mut().insert(Arc::new(principal));
-    Ok(next.run(req).await)
+    match gate {
+        // The body first, within its timeout; only then a place in the in-flight cap.
+        Some(g) if has_body => match g.read_body(req).await {
+            Ok(req) => Ok(g.run(req, next).await),
+            Err(e) => Ok(early(e)),
+        },
+        _ => Ok(next.run(req).await),
+    }
 }
 
 /// The authenticated caller (any role).

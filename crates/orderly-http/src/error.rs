@@ -32,6 +32,9 @@ pub enum ApiError {
     /// 409: the resource's state forbids the request, or a request with the same
     /// idempotency key is still in flight.
     Conflict { code: &'static str, message: String },
+    /// 408 with `Connection: close`: the request body did not arrive within the body read
+    /// timeout. Nothing was done; the client may send the request again.
+    RequestTimeout { message: String },
     /// 413: the body is larger than the configured limit.
     PayloadTooLarge { limit: usize },
     /// 415: the body is not `application/json`.
@@ -90,6 +93,7 @@ impl ApiError {
             ApiError::NotFound { .. } => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             ApiError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -158,6 +162,7 @@ impl IntoResponse for ApiError {
             ApiError::Forbidden { message } => ("forbidden", message, &[]),
             ApiError::TooManyRequests { message, .. } => ("rate_limited", message, &[]),
             ApiError::Overloaded { message } => ("overloaded", message, &[]),
+            ApiError::RequestTimeout { message } => ("request_timeout", message, &[]),
             ApiError::NotFound { message } => ("not_found", message, &[]),
             ApiError::MethodNotAllowed { message } => ("method_not_allowed", message, &[]),
             ApiError::Conflict { code, message } => (code, message, &[]),
@@ -206,6 +211,10 @@ impl IntoResponse for ApiError {
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static(challenge),
                 );
+            }
+            ApiError::RequestTimeout { .. } => {
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             _ => {}
         }

@@ -1,7 +1,9 @@
 //! The layers around every route: body size limit, request timeout, a cap on requests in
 //! flight, security headers and (when configured) CORS.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
@@ -65,43 +67,190 @@ pub fn cors_layer(origins: &[String]) -> Result<Option<CorsLayer>, String> {
     ))
 }
 
-async fn limit_in_flight(
-    semaphore: Arc<Semaphore>,
-    timeout: std::time::Duration,
-    req: Request,
-    next: Next,
-) -> Response {
-    let Ok(_permit) = semaphore.try_acquire() else {
-        return ApiError::Overloaded {
-            message: "too many requests are in flight; retry shortly".into(),
-        }
-        .into_response();
-    };
-    match tokio::time::timeout(timeout, next.run(req)).await {
-        Ok(resp) => resp,
-        Err(_) => {
-            tracing::warn!(timeout_ms = timeout.as_millis() as u64, "request timed out");
-            ApiError::Overloaded {
-                message: format!(
-                    "the request took longer than {} s; it may still complete, so retry \
-                     with the same Idempotency-Key",
-                    timeout.as_secs_f64()
-                ),
+/// What bounds the requests of this router: the in-flight cap, the timeouts and the
+/// per-credential concurrency. The outer layer puts it in every request's extensions; the
+/// authentication middleware uses it for requests with a body, which take their place in
+/// the in-flight cap only once the body has arrived.
+#[derive(Debug)]
+pub struct Gate {
+    in_flight: Arc<Semaphore>,
+    request_timeout: Duration,
+    body_timeout: Duration,
+    max_body_bytes: usize,
+    per_credential: usize,
+    by_credential: Mutex<HashMap<String, usize>>,
+}
+
+/// A credential's place among its requests in flight; given back on drop.
+#[derive(Debug)]
+pub struct CredentialSlot {
+    gate: Arc<Gate>,
+    credential: String,
+}
+
+impl Drop for CredentialSlot {
+    fn drop(&mut self) {
+        let mut map = self
+            .gate
+            .by_credential
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = map.get_mut(&self.credential) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.credential);
             }
-            .into_response()
         }
     }
+}
+
+fn overloaded() -> ApiError {
+    ApiError::Overloaded {
+        message: "too many requests are in flight; retry shortly".into(),
+    }
+}
+
+impl Gate {
+    fn new(cfg: &HttpConfig) -> Gate {
+        Gate {
+            in_flight: Arc::new(Semaphore::new(cfg.max_concurrent_requests.max(1))),
+            request_timeout: cfg.request_timeout,
+            body_timeout: cfg.body_read_timeout,
+            max_body_bytes: cfg.max_body_bytes,
+            per_credential: cfg.max_concurrent_per_credential.max(1),
+            by_credential: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether every place in the in-flight cap is taken (`/ready` reports it).
+    pub fn saturated(&self) -> bool {
+        self.in_flight.available_permits() == 0
+    }
+
+    /// A place for one more request of `credential`, or 429 when it has its fill in flight.
+    pub fn enter(self: &Arc<Gate>, credential: &str) -> Result<CredentialSlot, ApiError> {
+        let mut map = self.by_credential.lock().unwrap_or_else(|p| p.into_inner());
+        let n = map.entry(credential.to_owned()).or_insert(0);
+        if *n >= self.per_credential {
+            return Err(ApiError::TooManyRequests {
+                message: format!(
+                    "this credential already has {} requests in flight",
+                    self.per_credential
+                ),
+                retry_after_secs: 1,
+            });
+        }
+        *n += 1;
+        Ok(CredentialSlot {
+            gate: self.clone(),
+            credential: credential.to_owned(),
+        })
+    }
+
+    /// Reads the whole body within the body timeout (408 past it, 413 over the size limit),
+    /// so that the handler never waits on the client.
+    pub async fn read_body(&self, req: Request) -> Result<Request, ApiError> {
+        let (parts, body) = req.into_parts();
+        let declared = parts
+            .headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        if declared.is_some_and(|n| n > self.max_body_bytes as u64) {
+            return Err(ApiError::PayloadTooLarge {
+                limit: self.max_body_bytes,
+            });
+        }
+        let read = axum::body::to_bytes(body, self.max_body_bytes);
+        match tokio::time::timeout(self.body_timeout, read).await {
+            Err(_) => Err(ApiError::RequestTimeout {
+                message: format!(
+                    "the request body did not arrive within {} s",
+                    self.body_timeout.as_secs_f64()
+                ),
+            }),
+            Ok(Err(e)) => {
+                let inner = e.into_inner();
+                if inner
+                    .downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
+                    Err(ApiError::PayloadTooLarge {
+                        limit: self.max_body_bytes,
+                    })
+                } else {
+                    Err(ApiError::BadRequest {
+                        code: "bad_body",
+                        message: format!("the request body could not be read: {inner}"),
+                        details: vec![],
+                    })
+                }
+            }
+            Ok(Ok(bytes)) => Ok(Request::from_parts(parts, axum::body::Body::from(bytes))),
+        }
+    }
+
+    /// Runs the rest of the request in a place of the in-flight cap, within the request
+    /// timeout; 503 when no place is free or the time runs out.
+    pub async fn run(&self, req: Request, next: Next) -> Response {
+        let Ok(_permit) = self.in_flight.clone().try_acquire_owned() else {
+            return overloaded().into_response();
+        };
+        match tokio::time::timeout(self.request_timeout, next.run(req)).await {
+            Ok(resp) => resp,
+            Err(_) => {
+                tracing::warn!(
+                    timeout_ms = self.request_timeout.as_millis() as u64,
+                    "request timed out"
+                );
+                ApiError::Overloaded {
+                    message: format!(
+                        "the request took longer than {} s; it may still complete, so retry \
+                         with the same Idempotency-Key",
+                        self.request_timeout.as_secs_f64()
+                    ),
+                }
+                .into_response()
+            }
+        }
+    }
+}
+
+/// Whether a request has a body still to come (a length above 0, or chunked).
+pub(crate) fn carries_body(headers: &axum::http::HeaderMap) -> bool {
+    headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .is_some_and(|n| n > 0)
+}
+
+/// Liveness, and readiness, which reports overload, never wait for a place. A request with
+/// a body goes on to authentication, which reads the body before it takes a place; any other
+/// takes its place here.
+async fn gate(gate: Arc<Gate>, mut req: Request, next: Next) -> Response {
+    let path = req.uri().path();
+    if path == "/health" {
+        return next.run(req).await;
+    }
+    let ready = path == "/ready";
+    let deferred = carries_body(req.headers());
+    req.extensions_mut().insert(gate.clone());
+    if ready || deferred {
+        return next.run(req).await;
+    }
+    gate.run(req, next).await
 }
 
 /// Wraps `router` in the hardening layers. CORS origins must have been checked with
 /// [`parse_cors_origins`]; invalid ones are skipped with a warning.
 pub fn harden(router: Router, cfg: &HttpConfig) -> Router {
-    let semaphore = Arc::new(Semaphore::new(cfg.max_concurrent_requests.max(1)));
-    let timeout = cfg.request_timeout;
+    let shared = Arc::new(Gate::new(cfg));
     let mut router = router
         .layer(DefaultBodyLimit::max(cfg.max_body_bytes))
         .layer(axum::middleware::from_fn(
-            move |req: Request, next: Next| limit_in_flight(semaphore.clone(), timeout, req, next),
+            move |req: Request, next: Next| gate(shared.clone(), req, next),
         ))
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,

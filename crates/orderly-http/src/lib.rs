@@ -15,6 +15,7 @@ mod extract;
 mod hardening;
 pub mod openapi;
 pub mod ops;
+pub mod server;
 mod webhooks;
 
 use axum::Router;
@@ -23,7 +24,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, Uri, heade
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use orderly_auth::Principal;
-use orderly_core::input::{parse_create_order, parse_list_orders, parse_product};
+use orderly_core::input::{parse_create_order_exact, parse_list_orders, parse_product_exact};
 use orderly_core::{IdempotencyKey, OrderId, Orderly, ProductId, UserId};
 use serde_json::json;
 use std::sync::Arc;
@@ -33,8 +34,8 @@ use tower_http::trace::TraceLayer;
 
 pub use auth::{Admin, Authenticator, Caller, GatewayIdentity};
 pub use error::ApiError;
-use extract::JsonBody;
-pub use hardening::parse_cors_origins;
+use extract::AmountsBody;
+pub use hardening::{Gate, parse_cors_origins};
 
 /// Limits and switches of the HTTP layer.
 #[derive(Debug, Clone)]
@@ -43,8 +44,24 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// A request still running after this long is answered 503 (`overloaded`).
     pub request_timeout: std::time::Duration,
-    /// Requests handled at once; more are answered 503 at once rather than queued.
+    /// Requests handled at once; more are answered 503 at once rather than queued. A
+    /// request's body is read before it takes a place here, so slow senders hold none.
     pub max_concurrent_requests: usize,
+    /// Requests one credential may have in flight at once, its body read included; more
+    /// are answered 429 at once.
+    pub max_concurrent_per_credential: usize,
+    /// A request body must arrive in full within this long (408 otherwise).
+    pub body_read_timeout: std::time::Duration,
+    /// A connection must deliver a request's headers within this long of its first byte
+    /// (or of opening); otherwise it is closed.
+    pub header_read_timeout: std::time::Duration,
+    /// A connection idle this long between requests is closed.
+    pub keep_alive_timeout: std::time::Duration,
+    /// Open connections at most (further lowered to fit the process's file limit). At the
+    /// cap, a new connection replaces the longest-idle one, or is refused if none is idle.
+    pub max_connections: usize,
+    /// On shutdown, how long requests already read may take to be answered.
+    pub drain_timeout: std::time::Duration,
     /// Origins allowed to call the API from a browser (CORS). Empty: CORS is off and
     /// browsers get no `Access-Control-*` headers.
     pub cors_origins: Vec<String>,
@@ -56,6 +73,12 @@ impl Default for HttpConfig {
             max_body_bytes: 64 * 1024,
             request_timeout: std::time::Duration::from_secs(30),
             max_concurrent_requests: 1024,
+            max_concurrent_per_credential: 64,
+            body_read_timeout: std::time::Duration::from_secs(10),
+            header_read_timeout: std::time::Duration::from_secs(5),
+            keep_alive_timeout: std::time::Duration::from_secs(30),
+            max_connections: 10_000,
+            drain_timeout: std::time::Duration::from_secs(10),
             cors_origins: Vec::new(),
         }
     }
@@ -270,7 +293,7 @@ async fn create_order(
     State(state): State<AppState>,
     Caller(caller): Caller,
     headers: HeaderMap,
-    JsonBody(body): JsonBody,
+    AmountsBody(body, numbers): AmountsBody,
 ) -> ApiResult<Response> {
     let key = match headers.get("idempotency-key") {
         None => None,
@@ -287,7 +310,7 @@ async fn create_order(
     // Keys are the caller's own: another caller's equal key is another key.
     let key = key.map(|k| k.scoped(&caller.idempotency_scope()));
     let body = bind_user(&caller, body)?;
-    let req = parse_create_order(&body)?;
+    let req = parse_create_order_exact(&body, &numbers)?;
     let placed = state.app.place_order(req, &body, key).await?;
     record_order(&placed.order_id);
     let mut resp = json_response(StatusCode::CREATED, placed.body);
@@ -494,9 +517,9 @@ async fn put_product(
     State(state): State<AppState>,
     _admin: Admin,
     Path(raw): Path<String>,
-    JsonBody(body): JsonBody,
+    AmountsBody(body, numbers): AmountsBody,
 ) -> ApiResult<impl IntoResponse> {
-    let spec = parse_product(&raw, &body)?;
+    let spec = parse_product_exact(&raw, &body, &numbers)?;
     let (product, created) = state.app.put_product(spec).await?;
     let status = if created {
         StatusCode::CREATED
@@ -625,13 +648,36 @@ async fn health() -> impl IntoResponse {
     tag = "operations",
     operation_id = "ready",
     summary = "Readiness",
-    description = "Ready when the store is reachable and migrated. Public.",
+    description = "Ready when the store is reachable and migrated and the server has room for \
+        more work (503 `overloaded` otherwise). Public.",
     responses(
         (status = 200, description = "Ready.", body = openapi::Readiness),
-        (status = 503, description = "Not ready (`not_ready`).", body = error::Body),
+        (status = 503, description = "Not ready (`not_ready`), or overloaded (`overloaded`: \
+            every place for a request in flight, or every connection, is taken).", body = error::Body),
     ),
 )]
-async fn ready(State(state): State<AppState>) -> Response {
+async fn ready(
+    State(state): State<AppState>,
+    gate: Option<axum::Extension<Arc<hardening::Gate>>>,
+    load: Option<axum::Extension<Arc<server::Load>>>,
+) -> Response {
+    let gate_full = gate.is_some_and(|g| g.saturated());
+    let conns_full = load.is_some_and(|l| l.saturated());
+    if gate_full || conns_full {
+        let body = json!({
+            "error": "overloaded",
+            "message": if gate_full {
+                "every place for a request in flight is taken"
+            } else {
+                "the server is at its connection cap"
+            },
+            "details": [],
+        });
+        let mut resp = (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body)).into_response();
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return resp;
+    }
     match state.app.ready().await {
         Ok(()) => axum::Json(json!({ "status": "ready" })).into_response(),
         Err(e) => {

@@ -47,6 +47,9 @@ pub struct WorkerConfig {
     pub poll_wait: Duration,
     /// First redelivery delay of a failed message (doubles per receive, jittered).
     pub redelivery_base: Duration,
+    /// After shutdown, how long the messages in hand may take to finish; those still
+    /// running then are stopped and handed back (visible again at once).
+    pub drain_timeout: Duration,
     pub saga: SagaDef,
 }
 
@@ -58,6 +61,7 @@ impl WorkerConfig {
             visibility: Duration::from_secs(30),
             poll_wait: Duration::from_secs(10),
             redelivery_base: Duration::from_secs(1),
+            drain_timeout: Duration::from_secs(10),
             saga,
         }
     }
@@ -109,6 +113,12 @@ impl Worker {
         Ok(self)
     }
 
+    /// Sets how long shutdown waits for the messages in hand ([`WorkerConfig::drain_timeout`]).
+    pub fn with_drain_timeout(mut self, drain: Duration) -> Worker {
+        Arc::make_mut(&mut self.cfg).drain_timeout = drain;
+        self
+    }
+
     pub fn engine(&self) -> SagaEngine {
         SagaEngine::new(self.app.clone(), self.cfg.saga.clone())
     }
@@ -158,18 +168,18 @@ impl Worker {
     async fn subscriber(self, subscription: &'static str, shutdown: watch::Receiver<bool>) {
         let q = self.app.ports().queue.clone();
         let (app, notifier, cfg) = (self.app.clone(), self.notifier.clone(), self.cfg.clone());
-        self.receive_loop(subscription, shutdown, move |msgs| {
+        self.receive_loop(subscription, shutdown, move |msgs, _| {
             let (q, app, notifier, cfg) = (q.clone(), app.clone(), notifier.clone(), cfg.clone());
             async move {
                 let heartbeats: Vec<_> = msgs
                     .iter()
                     .map(|m| {
-                        tokio::spawn(keep_hidden(
+                        Heartbeat(tokio::spawn(keep_hidden(
                             q.clone(),
                             subscription,
                             m.id.clone(),
                             cfg.visibility,
-                        ))
+                        )))
                     })
                     .collect();
                 let mut results: Vec<Result<(), Failure>> = Vec::with_capacity(msgs.len());
@@ -196,10 +206,10 @@ impl Worker {
                     match r {
                         Ok(()) => done.push(Handled {
                             id: m.id,
-                            heartbeat,
+                            _heartbeat: heartbeat,
                         }),
                         Err(why) => {
-                            heartbeat.abort();
+                            drop(heartbeat);
                             retry_later(&q, subscription, &cfg, &m, &why).await;
                         }
                     }
@@ -211,14 +221,14 @@ impl Worker {
     }
 
     /// Receives batches from `queue` and runs `on_batch` on each until shutdown; the batch
-    /// in hand is finished before the loop stops.
+    /// in hand is finished (or, past the drain deadline, handed back) before the loop stops.
     async fn receive_loop<F, Fut>(
         self,
         queue: &'static str,
         mut shutdown: watch::Receiver<bool>,
         on_batch: F,
     ) where
-        F: Fn(Vec<Message>) -> Fut + Send + Sync + 'static,
+        F: Fn(Vec<Message>, watch::Receiver<bool>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
         let q = self.app.ports().queue.clone();
@@ -227,13 +237,21 @@ impl Worker {
             if *shutdown.borrow() {
                 return;
             }
-            let received = tokio::select! {
-                r = q.receive(queue, cfg.batch, cfg.visibility, cfg.poll_wait) => r,
-                _ = shutdown.changed() => return,
+            let Some(received) = receive_or_stop(
+                &q,
+                queue,
+                cfg.batch,
+                cfg.visibility,
+                cfg.poll_wait,
+                &mut shutdown,
+            )
+            .await
+            else {
+                return;
             };
             match received {
                 Ok(msgs) if msgs.is_empty() => {}
-                Ok(msgs) => on_batch(msgs).await,
+                Ok(msgs) => on_batch(msgs, shutdown.clone()).await,
                 Err(e) => {
                     tracing::warn!(queue, error = %e, "receive failed");
                     tokio::select! {
@@ -255,26 +273,51 @@ impl Worker {
         let q = self.app.ports().queue.clone();
         let cfg = self.cfg.clone();
         let handle = Arc::new(handle);
-        self.receive_loop(queue, shutdown, move |msgs| {
+        self.receive_loop(queue, shutdown, move |msgs, shutdown| {
             let (q, cfg, handle) = (q.clone(), cfg.clone(), handle.clone());
             async move {
                 let settle = |m: Message| {
                     let (q, cfg, handle) = (q.clone(), cfg.clone(), handle.clone());
-                    async move { settle_message(&q, queue, &cfg, m, handle.as_ref()).await }
+                    async move {
+                        let id = m.id.clone();
+                        (id, settle_message(&q, queue, &cfg, m, handle.as_ref()).await)
+                    }
                 };
                 // All messages of the batch at once, each with its own heartbeat, as with
                 // separate consumers (independent messages: one order each); the ones
                 // handled are acked together once the batch is done (one store
                 // operation), before the next receive.
                 let mut done = Vec::new();
+                let mut in_hand: std::collections::HashSet<String> =
+                    msgs.iter().map(|m| m.id.clone()).collect();
                 let mut batch = JoinSet::new();
                 for m in msgs {
                     batch.spawn(settle(m));
                 }
-                while let Some(r) = batch.join_next().await {
-                    match r {
-                        Ok(d) => done.extend(d),
-                        Err(e) => tracing::error!(queue, error = %e, "message handler failed"),
+                let deadline = drain_deadline(shutdown, cfg.drain_timeout);
+                tokio::pin!(deadline);
+                loop {
+                    tokio::select! {
+                        r = batch.join_next() => match r {
+                            None => break,
+                            Some(Ok((id, d))) => {
+                                in_hand.remove(&id);
+                                done.extend(d);
+                            }
+                            Some(Err(e)) => {
+                                tracing::error!(queue, error = %e, "message handler failed");
+                            }
+                        },
+                        () = &mut deadline => {
+                            // Steps are recorded as they complete, so another receive
+                            // resumes these orders where they stopped.
+                            batch.abort_all();
+                            while batch.join_next().await.is_some() {}
+                            let ids: Vec<String> = in_hand.drain().collect();
+                            tracing::warn!(queue, messages = ids.len(), "drain deadline passed: handing back the messages still in hand");
+                            hand_back(&q, queue, &ids).await;
+                            break;
+                        }
                     }
                 }
                 ack(&q, queue, done).await;
@@ -342,7 +385,60 @@ impl Worker {
 /// A message handled successfully, still kept hidden until it is acked.
 struct Handled {
     id: String,
-    heartbeat: tokio::task::JoinHandle<()>,
+    /// Held until the ack is done; dropping it stops the heartbeat.
+    _heartbeat: Heartbeat,
+}
+
+/// The task keeping a message hidden; stopped when dropped, so a handler stopped midway
+/// (at the drain deadline) does not hide its message again after it was handed back.
+struct Heartbeat(tokio::task::JoinHandle<()>);
+
+impl Drop for Heartbeat {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Resolves `drain` after shutdown begins (never, before it does).
+async fn drain_deadline(mut shutdown: watch::Receiver<bool>, drain: Duration) {
+    let _ = shutdown.wait_for(|s| *s).await;
+    tokio::time::sleep(drain).await;
+}
+
+/// Receives from `queue` unless shutdown comes first. A receive that shutdown interrupts
+/// is given a moment to finish, and whatever it took is handed back at once, so that no
+/// message waits out its visibility timeout because this process stopped. `None`: stop.
+pub(crate) async fn receive_or_stop(
+    q: &Arc<dyn Queue>,
+    queue: &'static str,
+    max: usize,
+    visibility: Duration,
+    wait: Duration,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Option<Result<Vec<Message>, orderly_core::StoreError>> {
+    let receive = q.receive(queue, max, visibility, wait);
+    tokio::pin!(receive);
+    tokio::select! {
+        r = &mut receive => return Some(r),
+        _ = shutdown.changed() => {}
+    }
+    // A receive in the middle of its store operation completes in moments; one waiting
+    // for messages to arrive holds none and is dropped.
+    if let Ok(Ok(msgs)) = tokio::time::timeout(Duration::from_millis(250), receive).await {
+        let ids: Vec<String> = msgs.into_iter().map(|m| m.id).collect();
+        hand_back(q, queue, &ids).await;
+    }
+    None
+}
+
+/// Makes messages this process holds visible again at once (their handling will be
+/// resumed by the next receive, here after a restart or in another process).
+pub(crate) async fn hand_back(q: &Arc<dyn Queue>, queue: &'static str, ids: &[String]) {
+    for id in ids {
+        if let Err(e) = q.extend(queue, id, Duration::ZERO).await {
+            tracing::warn!(queue, message = %id, error = %e, "could not hand a message back; it returns after its visibility timeout");
+        }
+    }
 }
 
 /// Acks handled messages of `queue` in one call, then stops their heartbeats. A failed
@@ -355,9 +451,7 @@ async fn ack(q: &Arc<dyn Queue>, queue: &'static str, done: Vec<Handled>) {
     if let Err(e) = q.ack_many(queue, &ids).await {
         tracing::warn!(queue, messages = ids.len(), error = %e, "could not ack; the messages will be redelivered");
     }
-    for d in done {
-        d.heartbeat.abort();
-    }
+    drop(done);
 }
 
 /// Runs `handle` on one message (keeping it hidden meanwhile). Answers the message to
@@ -373,15 +467,20 @@ where
     F: Fn(Message) -> Fut,
     Fut: Future<Output = Result<(), Failure>>,
 {
-    let heartbeat = tokio::spawn(keep_hidden(q.clone(), queue, m.id.clone(), cfg.visibility));
+    let heartbeat = Heartbeat(tokio::spawn(keep_hidden(
+        q.clone(),
+        queue,
+        m.id.clone(),
+        cfg.visibility,
+    )));
     let out = handle(m.clone()).await;
     if out.is_ok() {
         return Some(Handled {
             id: m.id,
-            heartbeat,
+            _heartbeat: heartbeat,
         });
     }
-    heartbeat.abort();
+    drop(heartbeat);
     if let Err(why) = out {
         retry_later(q, queue, cfg, &m, &why).await;
     }

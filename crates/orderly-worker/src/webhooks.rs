@@ -399,11 +399,19 @@ pub(crate) async fn run_deliveries(
         if *shutdown.borrow() {
             return;
         }
-        let received = tokio::select! {
-            // One at a time: a delivery may take the whole timeout, and messages waiting in
-            // a batch would not have their visibility renewed meanwhile.
-            r = queue.receive(DELIVERY_QUEUE, 1, worker.visibility, worker.poll_wait) => r,
-            _ = shutdown.changed() => return,
+        // One at a time: a delivery may take the whole timeout, and messages waiting in a
+        // batch would not have their visibility renewed meanwhile.
+        let Some(received) = crate::receive_or_stop(
+            &queue,
+            DELIVERY_QUEUE,
+            1,
+            worker.visibility,
+            worker.poll_wait,
+            &mut shutdown,
+        )
+        .await
+        else {
+            return;
         };
         let msgs = match received {
             Ok(m) => m,

@@ -7,6 +7,7 @@ mod common;
 mod crash;
 mod dashboard;
 mod egress;
+mod hostile;
 mod openapi_conformance;
 mod ops;
 mod process;

@@ -29,6 +29,9 @@ pub fn config(data_dir: &Path) -> ServeConfig {
     // The suites send hundreds of requests a second with one key; the rate-limit tests
     // set their own limits.
     cfg.auth.rate_limit = orderly_auth::limit::RateLimitConfig::disabled();
+    // Likewise for requests in flight per credential (the load tests run more than the
+    // default 64 at once; tests/it/hostile.rs checks the limit on the real binary).
+    cfg.http.max_concurrent_per_credential = 1_000_000;
     // Nothing a test server does may leave the machine: webhooks, mail and alarms go to
     // loopback only, and no name but `localhost` is looked up.
     cfg.processing.egress = orderly_core::egress::EgressPolicy::loopback();
