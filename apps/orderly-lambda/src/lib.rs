@@ -95,7 +95,8 @@ where
 
 impl Tunables {
     /// Reads the same variables as `orderly serve`: `ORDERLY_IDEMPOTENCY_TTL_SECS`,
-    /// `ORDERLY_MAX_BODY_BYTES`,
+    /// `ORDERLY_MAX_BODY_BYTES`, and `ORDERLY_IDEMPOTENCY_LOCK_SECS` (the API function's
+    /// timeout and a margin, set by the stack),
     /// `ORDERLY_PAYMENT_ATTEMPTS`, `ORDERLY_PAYMENT_RETRY_BASE_MS`,
     /// `ORDERLY_PAYMENT_DECLINE_OVER`, `ORDERLY_PAYMENT_DECLINE_PERCENT`,
     /// `ORDERLY_PAYMENT_TRANSIENT_FAILURES`.
@@ -106,6 +107,14 @@ impl Tunables {
                 return Err("ORDERLY_IDEMPOTENCY_TTL_SECS must be at least 1".into());
             }
             t.settings.idempotency_ttl_secs = v;
+        }
+        // A claim in flight lasts no longer than the function that made it can live (its
+        // timeout), so a retry after a killed invocation goes ahead once that has passed.
+        if let Some(v) = parse_var::<i64>(vars, "ORDERLY_IDEMPOTENCY_LOCK_SECS")? {
+            if !(1..=900).contains(&v) {
+                return Err("ORDERLY_IDEMPOTENCY_LOCK_SECS must be 1 to 900".into());
+            }
+            t.settings.idempotency_lock_secs = v;
         }
         if let Some(v) = parse_var::<usize>(vars, "ORDERLY_MAX_BODY_BYTES")? {
             if v < 1024 {
@@ -510,13 +519,17 @@ mod tests {
             ("ORDERLY_PAYMENT_ATTEMPTS", "5"),
             ("ORDERLY_PAYMENT_DECLINE_OVER", "50.00"),
             ("ORDERLY_IDEMPOTENCY_TTL_SECS", "60"),
+            ("ORDERLY_IDEMPOTENCY_LOCK_SECS", "30"),
         ]))
         .unwrap();
+        assert_eq!(t.settings.idempotency_lock_secs, 30);
         assert_eq!(t.saga.payment_attempts, 5);
         assert_eq!(t.payment.decline_over, Money::from_minor(5000).unwrap());
         assert_eq!(t.settings.idempotency_ttl_secs, 60);
         for (k, v) in [
             ("ORDERLY_PAYMENT_ATTEMPTS", "0"),
+            ("ORDERLY_IDEMPOTENCY_LOCK_SECS", "0"),
+            ("ORDERLY_IDEMPOTENCY_LOCK_SECS", "901"),
             ("ORDERLY_PAYMENT_DECLINE_PERCENT", "101"),
             ("ORDERLY_PAYMENT_DECLINE_OVER", "1.234"),
             ("ORDERLY_IDEMPOTENCY_TTL_SECS", "soon"),
