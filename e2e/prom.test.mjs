@@ -121,3 +121,12 @@ lat_count{route="b"} 1
   assert.ok(Math.abs(P.summaryQuantile(s, "lat", 0.5) - 0.175) < 1e-12);
   assert.equal(P.summaryQuantile(s, "lat", 0.99), null);
 });
+
+test("alarm values read as a person reads them", () => {
+  assert.equal(P.alarmValue("saga_failure_rate", 0.05333333333333334), "5.33 %");
+  assert.equal(P.alarmValue("http_5xx_rate", 0.05), "5 %");
+  assert.equal(P.alarmValue("http_5xx_rate", 0), "0 %");
+  assert.equal(P.alarmValue("dlq_depth", 12), "12");
+  assert.equal(P.alarmValue("other", 1.23456), "1.235");
+  assert.equal(P.alarmValue("dlq_depth", null), "");
+});

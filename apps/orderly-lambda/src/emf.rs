@@ -238,7 +238,10 @@ mod tests {
             .collect();
         assert!(names.len() >= 6, "{block}");
         for n in names {
-            assert!(m::ALL.contains(&n), "{n} is not a metric the code records");
+            assert!(
+                m::all().any(|a| a == n),
+                "{n} is not a metric the code records"
+            );
         }
     }
 }

@@ -32,9 +32,7 @@ pub fn prometheus() -> Option<PrometheusHandle> {
                 .ok()?;
             match builder.install_recorder() {
                 Ok(h) => {
-                    for name in m::ALL {
-                        describe(name);
-                    }
+                    start_at_zero();
                     Some(h)
                 }
                 Err(e) => {
@@ -46,13 +44,28 @@ pub fn prometheus() -> Option<PrometheusHandle> {
         .clone()
 }
 
-fn describe(name: &'static str) {
-    if name.ends_with("_total") {
-        metrics::describe_counter!(name, "see orderly_core::metrics");
-    } else if name.ends_with("_seconds") && name != m::QUEUE_OLDEST_AGE {
-        metrics::describe_histogram!(name, metrics::Unit::Seconds, "see orderly_core::metrics");
-    } else {
-        metrics::describe_gauge!(name, "see orderly_core::metrics");
+/// Declares every metric with its help text and creates its first series at zero, so a
+/// fresh process exports them all.
+fn start_at_zero() {
+    for m in m::CATALOGUE {
+        match m.kind {
+            m::Kind::Counter => metrics::describe_counter!(m.name, m.help),
+            m::Kind::Gauge => metrics::describe_gauge!(m.name, m.help),
+            m::Kind::Histogram => {
+                metrics::describe_histogram!(m.name, metrics::Unit::Seconds, m.help)
+            }
+        }
+    }
+    for (m, labels) in m::initial_series() {
+        let labels: Vec<metrics::Label> = labels
+            .into_iter()
+            .map(|(k, v)| metrics::Label::new(k, v))
+            .collect();
+        match m.kind {
+            m::Kind::Counter => metrics::counter!(m.name, labels).increment(0),
+            m::Kind::Gauge => metrics::gauge!(m.name, labels).increment(0.0),
+            m::Kind::Histogram => drop(metrics::histogram!(m.name, labels)),
+        }
     }
 }
 

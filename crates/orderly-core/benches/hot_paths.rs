@@ -15,7 +15,7 @@ use orderly_core::{
 };
 use serde_json::{Value, json};
 
-/// The request of SPEC.md (seed 001): two lines, an email and a total to check.
+/// A typical order request: two lines, an email and a total to check.
 fn typical_body() -> Value {
     json!({
         "userId": "user-123",

@@ -1,5 +1,5 @@
 //! Alarms over metric samples, evaluated in-process like the CloudWatch alarms of the AWS
-//! stack (SPEC.md): dead letters piling up, sagas failing, the API answering 5xx.
+//! stack: dead letters piling up, sagas failing, the API answering 5xx.
 //!
 //! The evaluator is pure: it is fed [`Sample`]s (cumulative counters and a gauge, read
 //! from the metrics registry at a moment) and answers which alarms changed state. Rates
@@ -123,6 +123,8 @@ pub struct AlarmChange {
 pub const DLQ_DEPTH: &str = "dlq_depth";
 pub const SAGA_FAILURE_RATE: &str = "saga_failure_rate";
 pub const HTTP_5XX_RATE: &str = "http_5xx_rate";
+/// Every alarm's name.
+pub const NAMES: [&str; 3] = [DLQ_DEPTH, SAGA_FAILURE_RATE, HTTP_5XX_RATE];
 
 /// The alarms and the samples of the window.
 #[derive(Debug)]

@@ -344,7 +344,7 @@ fn parse_lines(lines: &[Value], errors: &mut Vec<FieldError>) -> Vec<LineRequest
             numbers: None,
         };
         f.reject_unknown(&["productId", "sku", "qty"]);
-        // `sku` is seed 000's name for the product id.
+        // `sku` is accepted as another name for the product id.
         let name = match (f.get("productId"), f.get("sku")) {
             (Some(_), Some(_)) => {
                 f.err("sku", "must not be given together with productId");
@@ -508,7 +508,7 @@ mod tests {
     }
 
     #[test]
-    fn parses_the_seed_001_example() {
+    fn parses_a_typical_order() {
         let req = parse_create_order(&json!({
             "userId": "user-123", "customerEmail": "ada@example.com",
             "items": [{"productId": "PROD-001", "qty": 2}, {"productId": "PROD-003", "qty": 1}],

@@ -148,7 +148,7 @@ impl Default for SagaSettings {
 }
 
 impl SagaDef {
-    /// The order saga of SPEC.md.
+    /// The order saga: reserve stock, take payment, confirm (docs/architecture.md).
     pub fn orders(settings: SagaSettings) -> SagaDef {
         let store_retry = RetryPolicy {
             retry_on: &[RETRYABLE],

@@ -505,7 +505,7 @@ pub fn order_total(items: &[OrderItem]) -> Result<Money, Error> {
         })
 }
 
-/// The seed inventory of SPEC.md.
+/// The seed inventory: the catalogue `orderly seed` loads (docs/operations.md).
 pub fn seed_catalogue() -> Vec<ProductSpec> {
     const SEED: [(&str, &str, i64, u32, &str); 10] = [
         ("PROD-001", "Wireless Mouse", 2999, 500, "Electronics"),

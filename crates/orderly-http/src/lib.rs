@@ -1,6 +1,6 @@
 //! # orderly-http
 //!
-//! The REST API of SPEC.md as one `axum::Router` ([`router`]), served the same way by
+//! The REST API (docs/api.md) as one `axum::Router` ([`router`]), served the same way by
 //! `orderly serve` and inside the API Lambda. Handlers parse requests into domain types
 //! with `orderly_core::input`, call the use cases of [`orderly_core::Orderly`] and map
 //! every failure to the one [`ApiError`] type.

@@ -271,7 +271,7 @@ pub async fn serve(
                     }
                     if shared.load.saturated() {
                         refused += 1;
-                        metrics::counter!("orderly_http_connections_refused_total").increment(1);
+                        metrics::counter!(orderly_core::metrics::HTTP_CONNECTIONS_REFUSED).increment(1);
                         refuse(stream);
                         warn_once_a_second(
                             "at the connection cap with every connection busy: refusing new ones",
@@ -356,10 +356,11 @@ async fn reap_loop(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
         }
         let closed = shared.reap();
         if closed > 0 {
-            metrics::counter!("orderly_http_connections_timed_out_total").increment(closed as u64);
+            metrics::counter!(orderly_core::metrics::HTTP_CONNECTIONS_TIMED_OUT)
+                .increment(closed as u64);
         }
         let open = shared.load.open();
-        metrics::gauge!("orderly_http_connections_open").set(open as f64);
+        metrics::gauge!(orderly_core::metrics::HTTP_CONNECTIONS_OPEN).set(open as f64);
     }
 }
 

@@ -7,13 +7,13 @@ use crate::common;
 
 use std::collections::{HashMap, HashSet};
 
-use common::{assert_error, seed_001_request, spawn_api_only as spawn_app};
+use common::{assert_error, spawn_api_only as spawn_app, typical_request};
 use serde_json::{Value, json};
 
 #[tokio::test]
-async fn the_seed_001_example_creates_a_pending_order_priced_from_the_catalogue() {
+async fn a_typical_order_creates_a_pending_order_priced_from_the_catalogue() {
     let app = spawn_app().await;
-    let r = app.post_order(&seed_001_request()).await;
+    let r = app.post_order(&typical_request()).await;
     assert_eq!(r.status(), 201);
     let location = r.headers()["location"].to_str().unwrap().to_owned();
     let order: Value = r.json().await.unwrap();
@@ -49,7 +49,7 @@ async fn the_seed_001_example_creates_a_pending_order_priced_from_the_catalogue(
 #[tokio::test]
 async fn prices_come_from_the_catalogue_and_a_wrong_total_names_the_right_one() {
     let app = spawn_app().await;
-    let mut req = seed_001_request();
+    let mut req = typical_request();
     req["totalAmount"] = json!(1.00);
     let body = assert_error(
         app.post_order(&req).await,
@@ -399,7 +399,7 @@ async fn malformed_requests_get_clear_4xx_never_5xx() {
     }
     // Idempotency keys must be sane.
     let r = app
-        .post_order_with_key(&seed_001_request(), &"k".repeat(300))
+        .post_order_with_key(&typical_request(), &"k".repeat(300))
         .await;
     assert_error(r, 400, "validation_failed", Some("Idempotency-Key")).await;
 }
@@ -532,7 +532,7 @@ async fn pagination_walks_every_order_exactly_once_while_orders_are_inserted() {
 async fn idempotency_key_replays_the_first_answer() {
     let app = spawn_app().await;
     let first = app
-        .post_order_with_key(&seed_001_request(), "order-abc-1")
+        .post_order_with_key(&typical_request(), "order-abc-1")
         .await;
     assert_eq!(first.status(), 201);
     assert!(first.headers().get("idempotent-replayed").is_none());
@@ -558,26 +558,26 @@ async fn idempotency_key_replays_the_first_answer() {
     assert_eq!(again.text().await.unwrap(), first_body);
 
     // Same key, different payload: 422 naming the header.
-    let mut other = seed_001_request();
+    let mut other = typical_request();
     other["items"][0]["qty"] = json!(3);
     other.as_object_mut().unwrap().remove("totalAmount");
     let r = app.post_order_with_key(&other, "order-abc-1").await;
     assert_error(r, 422, "idempotency_key_reused", Some("Idempotency-Key")).await;
 
     // A refused request does not burn its key: fix it and retry with the same key.
-    let mut bad = seed_001_request();
+    let mut bad = typical_request();
     bad["totalAmount"] = json!(1);
     let r = app.post_order_with_key(&bad, "order-abc-2").await;
     assert_eq!(r.status(), 422);
     let r = app
-        .post_order_with_key(&seed_001_request(), "order-abc-2")
+        .post_order_with_key(&typical_request(), "order-abc-2")
         .await;
     assert_eq!(r.status(), 201);
     assert!(r.headers().get("idempotent-replayed").is_none());
 
     // Without a key two identical requests are two orders.
-    assert_eq!(app.post_order(&seed_001_request()).await.status(), 201);
-    assert_eq!(app.post_order(&seed_001_request()).await.status(), 201);
+    assert_eq!(app.post_order(&typical_request()).await.status(), 201);
+    assert_eq!(app.post_order(&typical_request()).await.status(), 201);
     let (_, list) = app.get_json("/orders?userId=user-123").await;
     assert_eq!(list["items"].as_array().unwrap().len(), 4);
 }
@@ -732,7 +732,7 @@ async fn health_and_readiness() {
 async fn data_survives_a_restart_on_the_same_data_dir() {
     let mut app = spawn_app().await;
     let first = app
-        .post_order_with_key(&seed_001_request(), "restart-key")
+        .post_order_with_key(&typical_request(), "restart-key")
         .await;
     assert_eq!(first.status(), 201);
     let body = first.text().await.unwrap();
@@ -757,7 +757,7 @@ async fn data_survives_a_restart_on_the_same_data_dir() {
     assert_eq!(events["items"].as_array().unwrap().len(), 2);
     // The idempotency record survived too.
     let again = app
-        .post_order_with_key(&seed_001_request(), "restart-key")
+        .post_order_with_key(&typical_request(), "restart-key")
         .await;
     assert_eq!(again.headers()["idempotent-replayed"], "true");
     assert_eq!(again.text().await.unwrap(), body);

@@ -11,7 +11,7 @@ use crate::common;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use common::{TestApp, seed_001_request, spawn_with};
+use common::{TestApp, spawn_with, typical_request};
 use orderly::Backend;
 use orderly::aws::AwsOptions;
 use orderly_aws::aws_sdk_dynamodb::types::AttributeValue;
@@ -108,7 +108,7 @@ async fn count_items(
 async fn orders_reach_a_terminal_status_with_every_record_in_dynamodb() {
     let (mut app, tables, _dir) = spawn_aws().await;
     let r = app
-        .post_order_with_key(&seed_001_request(), "aws-e2e-first-order")
+        .post_order_with_key(&typical_request(), "aws-e2e-first-order")
         .await;
     assert_eq!(r.status(), 201);
     let placed: serde_json::Value = r.json().await.unwrap();
@@ -191,7 +191,7 @@ async fn orders_reach_a_terminal_status_with_every_record_in_dynamodb() {
 
     // The same key answers the same order again.
     let again = app
-        .post_order_with_key(&seed_001_request(), "aws-e2e-first-order")
+        .post_order_with_key(&typical_request(), "aws-e2e-first-order")
         .await;
     assert_eq!(again.status(), 201);
     assert_eq!(again.headers()["idempotent-replayed"], "true");

@@ -490,3 +490,32 @@ async fn a_catalogue_change_from_any_process_prices_the_next_order() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+#[tokio::test]
+async fn a_fresh_servers_metrics_list_every_series_with_its_help() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, addr, _logs) = serve(dir.path());
+    let text = keyed_client(dir.path())
+        .get(format!("http://{addr}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    child.kill().unwrap();
+    let _ = child.wait();
+    for m in orderly_core::metrics::CATALOGUE {
+        assert!(
+            text.contains(&format!("# HELP {} {}", m.name, m.help)),
+            "{} has no help text:\n{text}",
+            m.name
+        );
+        let sample = text
+            .lines()
+            .any(|l| !l.starts_with('#') && l.starts_with(m.name));
+        assert!(sample, "{} has no series:\n{text}", m.name);
+    }
+    // Counters start at zero.
+    assert!(text.contains("orderly_payments_failed_total 0"), "{text}");
+}

@@ -183,7 +183,7 @@ async fn the_order_placed_mail_reaches_the_smtp_server() {
     let sink = SmtpSink::start().await;
     let url = sink.url();
     let app = spawn_configured(move |c| c.processing.smtp_url = Some(url)).await;
-    let r = app.post_order(&common::seed_001_request()).await;
+    let r = app.post_order(&common::typical_request()).await;
     assert_eq!(r.status(), 201);
     let id = r.json::<Value>().await.unwrap()["orderId"]
         .as_str()

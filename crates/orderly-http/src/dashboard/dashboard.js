@@ -545,7 +545,7 @@
         var fields = [];
         ["value", "threshold", "since"].forEach(function (k) {
           if (a[k] === undefined || a[k] === null) return;
-          fields.push(k + ": " + (k === "since" ? when(a[k]) : String(a[k])));
+          fields.push(k + ": " + (k === "since" ? when(a[k]) : OrderlyProm.alarmValue(a.name, a[k])));
         });
         Object.keys(a).forEach(function (k) {
           if (["name", "state", "value", "threshold", "since", "description"].indexOf(k) >= 0) return;

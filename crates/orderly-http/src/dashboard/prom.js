@@ -197,7 +197,21 @@ var OrderlyProm = (function () {
     return d / seconds;
   }
 
+  // An alarm's value or threshold as a person reads it: a rate (an alarm named *_rate) as a
+  // percentage with at most two decimals, a count as a whole number, anything else with at
+  // most three decimals. Null stays empty.
+  function alarmValue(name, v) {
+    if (v === null || v === undefined || typeof v !== "number" || !isFinite(v)) return "";
+    var trim = function (x, digits) {
+      return String(Number(x.toFixed(digits)));
+    };
+    if (/_rate$/.test(name)) return trim(v * 100, 2) + " %";
+    if (Number.isInteger(v)) return String(v);
+    return trim(v, 3);
+  }
+
   return {
+    alarmValue: alarmValue,
     parse: parse,
     sum: sum,
     byLabel: byLabel,

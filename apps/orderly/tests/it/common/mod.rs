@@ -162,8 +162,8 @@ impl TestApp {
     }
 }
 
-/// The request of SPEC.md / seed 001.
-pub fn seed_001_request() -> Value {
+/// A typical order request (two lines, an email and a total).
+pub fn typical_request() -> Value {
     json!({
         "userId": "user-123",
         "customerEmail": "ada@example.com",
