@@ -1,5 +1,5 @@
 # The six functions of apps/orderly-lambda. Environment variables are exactly what each
-# bootstrap reads (README, "On AWS"); deploy/checks/check_terraform.py checks them, the
+# bootstrap reads (docs/aws.md); deploy/checks/check_terraform.py checks them, the
 # zip paths and the IAM grants against orderly.manifest.json.
 
 module "api" {

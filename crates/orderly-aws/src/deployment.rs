@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use crate::dynamo::Tables;
 
-/// Environment variables (also documented in the README).
+/// Environment variables (also documented in docs/aws.md).
 pub const ENV_PREFIX: &str = "ORDERLY_AWS_PREFIX";
 pub const ENV_EVENT_BUS: &str = "ORDERLY_EVENT_BUS";
 pub const ENV_NOTIFY_TOPIC_ARN: &str = "ORDERLY_NOTIFY_TOPIC_ARN";

@@ -34,7 +34,7 @@ variable "timeout_seconds" {
 }
 
 variable "environment" {
-  description = "Environment variables (what the bootstrap reads; see the README's table)."
+  description = "Environment variables (what the bootstrap reads; see the table in docs/aws.md)."
   type        = map(string)
 }
 
