@@ -446,6 +446,13 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
             opened.notifier.clone(),
         )?
         .with_drain_timeout(cfg.http.drain_timeout);
+        // The embedded queue wakes receivers when a message arrives, so a short wait costs
+        // nothing and keeps shutdown quick (it lets a receive in progress finish).
+        let worker = if opened.sqlite.is_some() {
+            worker.with_poll_wait(Duration::from_secs(1))
+        } else {
+            worker
+        };
         let signal = stop.subscribe();
         #[cfg(feature = "aws")]
         let relay = opened.orders_stream.take().map(|reader| {

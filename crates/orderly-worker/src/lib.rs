@@ -43,7 +43,8 @@ pub struct WorkerConfig {
     pub batch: usize,
     /// How long a received message stays hidden; renewed while it is being worked on.
     pub visibility: Duration,
-    /// Longest a receive waits for a message (shutdown interrupts it).
+    /// Longest a receive waits for a message. Shutdown lets a receive in progress finish
+    /// (and hands back what it took), so this also bounds how long stopping can wait for it.
     pub poll_wait: Duration,
     /// First redelivery delay of a failed message (doubles per receive, jittered).
     pub redelivery_base: Duration,
@@ -76,6 +77,8 @@ pub struct Worker {
     cfg: Arc<WorkerConfig>,
     /// Webhook fan-out and delivery, when enabled ([`Worker::with_webhooks`]).
     webhooks: Option<Arc<webhooks::Deliverer>>,
+    /// Messages let go at shutdown, handed back once every loop has stopped.
+    handback: HandBack,
 }
 
 impl std::fmt::Debug for Worker {
@@ -102,6 +105,7 @@ impl Worker {
             notifier,
             cfg: Arc::new(cfg),
             webhooks: None,
+            handback: HandBack::default(),
         }
     }
 
@@ -111,6 +115,12 @@ impl Worker {
     pub fn with_webhooks(mut self, cfg: webhooks::WebhookConfig) -> Result<Worker, String> {
         self.webhooks = Some(Arc::new(webhooks::Deliverer::new(self.app.clone(), cfg)?));
         Ok(self)
+    }
+
+    /// Sets the longest a receive waits for a message ([`WorkerConfig::poll_wait`]).
+    pub fn with_poll_wait(mut self, wait: Duration) -> Worker {
+        Arc::make_mut(&mut self.cfg).poll_wait = wait;
+        self
     }
 
     /// Sets how long shutdown waits for the messages in hand ([`WorkerConfig::drain_timeout`]).
@@ -148,6 +158,7 @@ impl Worker {
                     deliverer.clone(),
                     self.app.ports().queue.clone(),
                     self.cfg.clone(),
+                    self.handback.clone(),
                     shutdown.clone(),
                 ));
             }
@@ -159,6 +170,7 @@ impl Worker {
                 tracing::error!(error = %e, "worker task failed");
             }
         }
+        self.handback.flush(&self.app.ports().queue).await;
         tracing::info!("worker stopped");
     }
 
@@ -243,6 +255,7 @@ impl Worker {
                 cfg.batch,
                 cfg.visibility,
                 cfg.poll_wait,
+                &self.handback,
                 &mut shutdown,
             )
             .await
@@ -273,8 +286,10 @@ impl Worker {
         let q = self.app.ports().queue.clone();
         let cfg = self.cfg.clone();
         let handle = Arc::new(handle);
+        let handback = self.handback.clone();
         self.receive_loop(queue, shutdown, move |msgs, shutdown| {
             let (q, cfg, handle) = (q.clone(), cfg.clone(), handle.clone());
+            let handback = handback.clone();
             async move {
                 let settle = |m: Message| {
                     let (q, cfg, handle) = (q.clone(), cfg.clone(), handle.clone());
@@ -313,9 +328,8 @@ impl Worker {
                             // resumes these orders where they stopped.
                             batch.abort_all();
                             while batch.join_next().await.is_some() {}
-                            let ids: Vec<String> = in_hand.drain().collect();
-                            tracing::warn!(queue, messages = ids.len(), "drain deadline passed: handing back the messages still in hand");
-                            hand_back(&q, queue, &ids).await;
+                            tracing::warn!(queue, messages = in_hand.len(), "drain deadline passed: handing back the messages still in hand");
+                            handback.add(queue, in_hand.drain());
                             break;
                         }
                     }
@@ -406,14 +420,17 @@ async fn drain_deadline(mut shutdown: watch::Receiver<bool>, drain: Duration) {
 }
 
 /// Receives from `queue` unless shutdown comes first. A receive that shutdown interrupts
-/// is given a moment to finish, and whatever it took is handed back at once, so that no
-/// message waits out its visibility timeout because this process stopped. `None`: stop.
+/// is let finish (it ends within its wait, `poll_wait`; a receive dropped midway could have
+/// hidden messages that nobody then holds) and whatever it took is handed back at once, so
+/// that no message waits out its visibility timeout because this process stopped.
+/// `None`: stop.
 pub(crate) async fn receive_or_stop(
     q: &Arc<dyn Queue>,
     queue: &'static str,
     max: usize,
     visibility: Duration,
     wait: Duration,
+    handback: &HandBack,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Option<Result<Vec<Message>, orderly_core::StoreError>> {
     let receive = q.receive(queue, max, visibility, wait);
@@ -422,21 +439,40 @@ pub(crate) async fn receive_or_stop(
         r = &mut receive => return Some(r),
         _ = shutdown.changed() => {}
     }
-    // A receive in the middle of its store operation completes in moments; one waiting
-    // for messages to arrive holds none and is dropped.
-    if let Ok(Ok(msgs)) = tokio::time::timeout(Duration::from_millis(250), receive).await {
-        let ids: Vec<String> = msgs.into_iter().map(|m| m.id).collect();
-        hand_back(q, queue, &ids).await;
+    if let Ok(Ok(msgs)) = tokio::time::timeout(wait + Duration::from_secs(1), receive).await {
+        handback.add(queue, msgs.into_iter().map(|m| m.id));
     }
     None
 }
 
-/// Makes messages this process holds visible again at once (their handling will be
-/// resumed by the next receive, here after a restart or in another process).
-pub(crate) async fn hand_back(q: &Arc<dyn Queue>, queue: &'static str, ids: &[String]) {
-    for id in ids {
-        if let Err(e) = q.extend(queue, id, Duration::ZERO).await {
-            tracing::warn!(queue, message = %id, error = %e, "could not hand a message back; it returns after its visibility timeout");
+/// Messages this process let go without handling them (taken by a receive that shutdown
+/// interrupted, or still running at the drain deadline). They are handed back, visible again
+/// at once, when every loop has stopped: handed back earlier, another loop of this process
+/// still finishing its receive could take them again, and every take counts towards the
+/// dead-letter limit.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct HandBack(Arc<std::sync::Mutex<Vec<(&'static str, String)>>>);
+
+impl HandBack {
+    pub(crate) fn add(&self, queue: &'static str, ids: impl IntoIterator<Item = String>) {
+        let mut held = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        held.extend(ids.into_iter().map(|id| (queue, id)));
+    }
+
+    /// Makes every message let go visible again (the next receive, here after a restart or
+    /// in another process, resumes its handling).
+    async fn flush(&self, q: &Arc<dyn Queue>) {
+        let held = std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()));
+        if !held.is_empty() {
+            tracing::info!(
+                messages = held.len(),
+                "handing back the messages let go at shutdown"
+            );
+        }
+        for (queue, id) in held {
+            if let Err(e) = q.extend(queue, &id, Duration::ZERO).await {
+                tracing::warn!(queue, message = %id, error = %e, "could not hand a message back; it returns after its visibility timeout");
+            }
         }
     }
 }

@@ -393,6 +393,7 @@ pub(crate) async fn run_deliveries(
     d: Arc<Deliverer>,
     queue: Arc<dyn Queue>,
     worker: Arc<crate::WorkerConfig>,
+    handback: crate::HandBack,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -407,6 +408,7 @@ pub(crate) async fn run_deliveries(
             1,
             worker.visibility,
             worker.poll_wait,
+            &handback,
             &mut shutdown,
         )
         .await
