@@ -174,8 +174,8 @@ impl KeyService {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use orderly_core::memory::MemoryStore;
     use orderly_core::ports::SystemClock;
+    use orderly_testkit::memory::MemoryStore;
 
     fn service() -> KeyService {
         KeyService::new(Arc::new(MemoryStore::new()), Arc::new(SystemClock))

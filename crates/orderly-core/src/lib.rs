@@ -9,8 +9,8 @@
 //! - the order state machine ([`status`]);
 //! - request parsing with field-level errors ([`input`]) and the error classes use cases
 //!   return ([`error`]);
-//! - the ports, the traits every adapter implements ([`ports`]), with in-memory adapters
-//!   ([`memory`]) that serve as reference and test fakes;
+//! - the ports, the traits every adapter implements ([`ports`]) (the in-memory reference
+//!   adapters live beside the contract suites, in `orderly-testkit`);
 //! - the use cases ([`service`]).
 //!
 //! It may depend on serde, chrono, uuid and other pure libraries. It must not depend on
@@ -26,7 +26,6 @@ pub mod events;
 pub mod execution;
 pub mod idempotency;
 pub mod input;
-pub mod memory;
 pub mod metrics;
 pub mod model;
 pub mod money;

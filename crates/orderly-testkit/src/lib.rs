@@ -4,10 +4,14 @@
 //! SQLite, DynamoDB on the emulator) so the adapters cannot drift apart. Each suite takes a
 //! factory for a fresh, empty adapter and panics with a message naming the broken rule.
 //!
+//! It also holds the in-memory adapters ([`memory`]): the reference implementation of
+//! every port, and the fake that unit and integration tests wire in.
+//!
 //! It may depend on `orderly-core` only (plus test helpers); adapters depend on it as a
 //! dev-dependency.
 
 pub mod faults;
+pub mod memory;
 pub mod processing;
 pub mod webhooks;
 

@@ -6,19 +6,19 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use crate::cursor;
-use crate::error::StoreError;
-use crate::events::DomainEvent;
-use crate::model::{Order, OrderFilter, Page, Product, ProductSpec, Timestamp};
-use crate::money::CURRENCY;
-use crate::ports::{
+use orderly_core::cursor;
+use orderly_core::error::StoreError;
+use orderly_core::events::DomainEvent;
+use orderly_core::model::{Order, OrderFilter, Page, Product, ProductSpec, Timestamp};
+use orderly_core::money::CURRENCY;
+use orderly_core::ports::{
     Clock, DeadLetter, EventOutbox, IdempotencyBegin, IdempotencyStore, Inventory, MAX_RECEIVES,
     Message, NackOutcome, NewOrder, Notification, NotificationLog, OrderStore, PaymentLedger,
     PaymentState, Queue, QueueDepth, Readiness, ReleaseOutcome, Reservations, ReserveOutcome,
     SagaLog, SeedMode, SeedOutcome, StepRecord, StoredResponse, Transition, TransitionOutcome,
 };
-use crate::status::OrderStatus;
-use crate::types::{IdempotencyKey, OrderId, ProductId};
+use orderly_core::status::OrderStatus;
+use orderly_core::types::{IdempotencyKey, OrderId, ProductId};
 use std::sync::Arc;
 use std::task::{Poll, Waker};
 use std::time::{Duration, Instant};
@@ -68,12 +68,12 @@ struct State {
     queued: Vec<OrderId>,
     products: BTreeMap<ProductId, Product>,
     idempotency: HashMap<String, IdemRecord>,
-    api_keys: Vec<crate::access::ApiKeyRecord>,
+    api_keys: Vec<orderly_core::access::ApiKeyRecord>,
     /// Webhook endpoints (oldest first), scheduled delivery ids, and the attempt log in
     /// recording order.
-    webhook_endpoints: Vec<crate::webhooks::WebhookEndpoint>,
-    webhook_deliveries: Vec<crate::webhooks::ScheduledDelivery>,
-    webhook_attempts: Vec<crate::webhooks::DeliveryAttempt>,
+    webhook_endpoints: Vec<orderly_core::webhooks::WebhookEndpoint>,
+    webhook_deliveries: Vec<orderly_core::webhooks::ScheduledDelivery>,
+    webhook_attempts: Vec<orderly_core::webhooks::DeliveryAttempt>,
 }
 
 /// All ports in one mutex-guarded state. Queue time stamps come from `clock`.
@@ -85,7 +85,7 @@ pub struct MemoryStore {
 
 impl Default for MemoryStore {
     fn default() -> MemoryStore {
-        MemoryStore::with_clock(Arc::new(crate::ports::SystemClock))
+        MemoryStore::with_clock(Arc::new(orderly_core::ports::SystemClock))
     }
 }
 
@@ -144,7 +144,7 @@ fn enqueue(state: &mut State, queue: &str, body: String, at: Timestamp) {
     });
 }
 
-pub use crate::ports::ORDERS_QUEUE;
+pub use orderly_core::ports::ORDERS_QUEUE;
 
 #[async_trait]
 impl OrderStore for MemoryStore {
@@ -173,7 +173,7 @@ impl OrderStore for MemoryStore {
         enqueue(
             &mut s,
             ORDERS_QUEUE,
-            crate::ports::processing_message(id),
+            orderly_core::ports::processing_message(id),
             at,
         );
         Ok(())
@@ -248,7 +248,7 @@ impl OrderStore for MemoryStore {
         push_event(&mut s, t.event);
         put_step(&mut s, t.order_id, t.step);
         if t.enqueue_processing {
-            let body = crate::ports::processing_message(t.order_id);
+            let body = orderly_core::ports::processing_message(t.order_id);
             enqueue(&mut s, ORDERS_QUEUE, body, t.at);
         }
         Ok(TransitionOutcome::Applied(out))
@@ -870,8 +870,8 @@ impl NotificationLog for MemoryStore {
 }
 
 #[async_trait]
-impl crate::ports::ApiKeys for MemoryStore {
-    async fn insert_key(&self, key: &crate::access::ApiKeyRecord) -> Result<(), StoreError> {
+impl orderly_core::ports::ApiKeys for MemoryStore {
+    async fn insert_key(&self, key: &orderly_core::access::ApiKeyRecord) -> Result<(), StoreError> {
         let mut s = self.lock();
         if s.api_keys.iter().any(|k| k.id == key.id) {
             return Err(StoreError::Backend(format!("API key id {} exists", key.id)));
@@ -880,11 +880,14 @@ impl crate::ports::ApiKeys for MemoryStore {
         Ok(())
     }
 
-    async fn key_by_id(&self, id: &str) -> Result<Option<crate::access::ApiKeyRecord>, StoreError> {
+    async fn key_by_id(
+        &self,
+        id: &str,
+    ) -> Result<Option<orderly_core::access::ApiKeyRecord>, StoreError> {
         Ok(self.lock().api_keys.iter().find(|k| k.id == id).cloned())
     }
 
-    async fn list_keys(&self) -> Result<Vec<crate::access::ApiKeyRecord>, StoreError> {
+    async fn list_keys(&self) -> Result<Vec<orderly_core::access::ApiKeyRecord>, StoreError> {
         Ok(self.lock().api_keys.clone())
     }
 
@@ -901,10 +904,10 @@ impl crate::ports::ApiKeys for MemoryStore {
 }
 
 #[async_trait]
-impl crate::webhooks::Webhooks for MemoryStore {
+impl orderly_core::webhooks::Webhooks for MemoryStore {
     async fn insert_endpoint(
         &self,
-        endpoint: &crate::webhooks::WebhookEndpoint,
+        endpoint: &orderly_core::webhooks::WebhookEndpoint,
     ) -> Result<(), StoreError> {
         let mut s = self.lock();
         if s.webhook_endpoints.iter().any(|e| e.id == endpoint.id) {
@@ -920,7 +923,7 @@ impl crate::webhooks::Webhooks for MemoryStore {
     async fn endpoint(
         &self,
         id: uuid::Uuid,
-    ) -> Result<Option<crate::webhooks::WebhookEndpoint>, StoreError> {
+    ) -> Result<Option<orderly_core::webhooks::WebhookEndpoint>, StoreError> {
         Ok(self
             .lock()
             .webhook_endpoints
@@ -929,7 +932,9 @@ impl crate::webhooks::Webhooks for MemoryStore {
             .cloned())
     }
 
-    async fn list_endpoints(&self) -> Result<Vec<crate::webhooks::WebhookEndpoint>, StoreError> {
+    async fn list_endpoints(
+        &self,
+    ) -> Result<Vec<orderly_core::webhooks::WebhookEndpoint>, StoreError> {
         Ok(self.lock().webhook_endpoints.clone())
     }
 
@@ -938,7 +943,7 @@ impl crate::webhooks::Webhooks for MemoryStore {
         id: uuid::Uuid,
         active: bool,
         at: Timestamp,
-    ) -> Result<Option<crate::webhooks::WebhookEndpoint>, StoreError> {
+    ) -> Result<Option<orderly_core::webhooks::WebhookEndpoint>, StoreError> {
         let mut s = self.lock();
         Ok(s.webhook_endpoints
             .iter_mut()
@@ -963,7 +968,7 @@ impl crate::webhooks::Webhooks for MemoryStore {
 
     async fn schedule_delivery(
         &self,
-        delivery: &crate::webhooks::ScheduledDelivery,
+        delivery: &orderly_core::webhooks::ScheduledDelivery,
         queue: &str,
         body: &str,
     ) -> Result<bool, StoreError> {
@@ -982,7 +987,7 @@ impl crate::webhooks::Webhooks for MemoryStore {
 
     async fn record_attempt(
         &self,
-        attempt: &crate::webhooks::DeliveryAttempt,
+        attempt: &orderly_core::webhooks::DeliveryAttempt,
     ) -> Result<bool, StoreError> {
         let mut s = self.lock();
         if s.webhook_attempts
@@ -998,7 +1003,7 @@ impl crate::webhooks::Webhooks for MemoryStore {
     async fn delivery_attempts(
         &self,
         delivery_id: uuid::Uuid,
-    ) -> Result<Vec<crate::webhooks::DeliveryAttempt>, StoreError> {
+    ) -> Result<Vec<orderly_core::webhooks::DeliveryAttempt>, StoreError> {
         Ok(self
             .lock()
             .webhook_attempts
@@ -1012,7 +1017,7 @@ impl crate::webhooks::Webhooks for MemoryStore {
         &self,
         endpoint_id: uuid::Uuid,
         limit: u32,
-    ) -> Result<Vec<crate::webhooks::DeliveryAttempt>, StoreError> {
+    ) -> Result<Vec<orderly_core::webhooks::DeliveryAttempt>, StoreError> {
         Ok(self
             .lock()
             .webhook_attempts

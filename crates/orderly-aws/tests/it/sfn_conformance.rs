@@ -44,7 +44,6 @@ use orderly_aws::asl::{self, FUNCTION_PLACEHOLDER, SAGA_FAILED, SAGA_FAILED_ERRO
 use orderly_aws::sfn::{SagaStart, SagaStarter};
 use orderly_aws::{AwsSettings, aws_sdk_sfn, sdk_config};
 use orderly_core::input::parse_create_order;
-use orderly_core::memory::MemoryStore;
 use orderly_core::payment::{PaymentSimulator, SimulatorConfig};
 use orderly_core::ports::{
     NewOrder, OrderStore, PaymentLedger, PaymentState, ReleaseOutcome, Reservations,
@@ -55,6 +54,7 @@ use orderly_core::{
     DomainEvent, Order, OrderFilter, OrderId, Orderly, Page, Ports, Settings, StoreError,
 };
 use orderly_testkit::faults::RefuseConfirm;
+use orderly_testkit::memory::MemoryStore;
 use orderly_worker::{SagaEngine, SagaOutcome};
 use serde_json::{Value, json};
 

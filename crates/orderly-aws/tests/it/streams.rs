@@ -21,13 +21,13 @@ use orderly_aws::streams::{
     StreamOutbox, StreamReader, record_from_stream, relay_orders, run_orders_relay,
 };
 use orderly_aws::{AwsSettings, sdk_config};
-use orderly_core::memory::MemoryStore;
 use orderly_core::ports::{
     EventOutbox, NewOrder, OrderStore, Queue, StepRecord, Transition, TransitionOutcome,
 };
 use orderly_core::{
     DomainEvent, EventType, Order, OrderFilter, OrderId, OrderStatus, Page, StoreError,
 };
+use orderly_testkit::memory::MemoryStore;
 use orderly_testkit::processing::outbox_contract;
 use orderly_testkit::{new_order, order};
 use serde_json::{Value, json};

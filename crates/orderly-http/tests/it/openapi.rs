@@ -8,7 +8,6 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use axum::response::IntoResponse;
 use orderly_core::input::{parse_create_order, parse_product};
-use orderly_core::memory::MemoryStore;
 use orderly_core::model::{Order, Page, Timestamp};
 use orderly_core::payment::PaymentSimulator;
 use orderly_core::ports::{ManualClock, Queue, SeedMode};
@@ -16,6 +15,7 @@ use orderly_core::saga::Action;
 use orderly_core::{FieldError, OrderStatus, Orderly, Ports, Settings};
 use orderly_http::ApiError;
 use orderly_http::openapi::{docs_router, openapi_json};
+use orderly_testkit::memory::MemoryStore;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 

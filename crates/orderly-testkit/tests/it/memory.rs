@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used)] // tests fail loudly by design
 
-use orderly_core::memory::MemoryStore;
+use orderly_testkit::memory::MemoryStore;
 use orderly_testkit::processing::{
     notification_log_contract, outbox_contract, payment_ledger_contract, queue_contract,
     queue_contract_realtime, reservations_contract, saga_log_contract, steps_with_effects_contract,
