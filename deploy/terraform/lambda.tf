@@ -24,7 +24,7 @@ module "api" {
     ORDERLY_IDEMPOTENCY_TTL_SECS = tostring(var.idempotency_ttl_secs)
     ORDERLY_MAX_BODY_BYTES       = tostring(var.max_body_bytes)
     # A key in flight is held no longer than the invocation that claimed it can run.
-    ORDERLY_IDEMPOTENCY_LOCK_SECS = tostring(local.function_timeout_seconds["api"] + 5)
+    ORDERLY_IDEMPOTENCY_LOCK_SECS = tostring(min(local.function_timeout_seconds["api"] + 5, 900))
     # Every method of the REST API requires an API key (and a Cognito token when a user
     # pool is configured); the function trusts that authorizer's identity.
     ORDERLY_AUTH_MODE = "gateway"

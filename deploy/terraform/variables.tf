@@ -169,8 +169,8 @@ variable "idempotency_ttl_secs" {
   default     = 86400
 
   validation {
-    condition     = var.idempotency_ttl_secs >= 1
-    error_message = "idempotency_ttl_secs must be at least 1."
+    condition     = var.idempotency_ttl_secs >= 1 && var.idempotency_ttl_secs <= 31536000
+    error_message = "idempotency_ttl_secs must be 1 to 31536000 (a year), as orderly serve accepts."
   }
 }
 
@@ -180,8 +180,8 @@ variable "max_body_bytes" {
   default     = 65536
 
   validation {
-    condition     = var.max_body_bytes >= 1024 && var.max_body_bytes <= 10485760
-    error_message = "max_body_bytes must be 1024 to 10485760 (API Gateway's payload limit)."
+    condition     = var.max_body_bytes >= 256 && var.max_body_bytes <= 6291456
+    error_message = "max_body_bytes must be 256 to 6291456 (6 MiB, a synchronous Lambda invocation's payload limit), as orderly serve accepts."
   }
 }
 

@@ -101,49 +101,44 @@ impl Tunables {
     /// `ORDERLY_PAYMENT_DECLINE_OVER`, `ORDERLY_PAYMENT_DECLINE_PERCENT`,
     /// `ORDERLY_PAYMENT_TRANSIENT_FAILURES`.
     pub fn from_vars(vars: &HashMap<String, String>) -> Result<Tunables, String> {
+        use orderly_config as config;
         let mut t = Tunables::default();
-        if let Some(v) = parse_var::<i64>(vars, "ORDERLY_IDEMPOTENCY_TTL_SECS")? {
-            if v < 1 {
-                return Err("ORDERLY_IDEMPOTENCY_TTL_SECS must be at least 1".into());
-            }
+        if let Some(v) = config::IDEMPOTENCY_TTL_SECS.read(vars)? {
             t.settings.idempotency_ttl_secs = v;
         }
         // A claim in flight lasts no longer than the function that made it can live (its
         // timeout), so a retry after a killed invocation goes ahead once that has passed.
-        if let Some(v) = parse_var::<i64>(vars, "ORDERLY_IDEMPOTENCY_LOCK_SECS")? {
-            if !(1..=900).contains(&v) {
-                return Err("ORDERLY_IDEMPOTENCY_LOCK_SECS must be 1 to 900".into());
-            }
+        if let Some(v) = config::IDEMPOTENCY_LOCK_SECS.read(vars)? {
             t.settings.idempotency_lock_secs = v;
         }
-        if let Some(v) = parse_var::<usize>(vars, "ORDERLY_MAX_BODY_BYTES")? {
-            if v < 1024 {
-                return Err("ORDERLY_MAX_BODY_BYTES must be at least 1024".into());
-            }
-            t.http.max_body_bytes = v;
+        let int = |v: i64, t: &config::Tunable| format!("{}: {v} does not fit", t.env);
+        if let Some(v) = config::MAX_BODY_BYTES.read(vars)? {
+            t.http.max_body_bytes =
+                usize::try_from(v).map_err(|_| int(v, &config::MAX_BODY_BYTES))?;
         }
-        if let Some(v) = parse_var::<u32>(vars, "ORDERLY_PAYMENT_ATTEMPTS")? {
-            if !(1..=10).contains(&v) {
-                return Err("ORDERLY_PAYMENT_ATTEMPTS must be 1 to 10".into());
-            }
-            t.saga.payment_attempts = v;
+        if let Some(v) = config::PAYMENT_ATTEMPTS.read(vars)? {
+            t.saga.payment_attempts =
+                u32::try_from(v).map_err(|_| int(v, &config::PAYMENT_ATTEMPTS))?;
         }
-        if let Some(v) = parse_var::<u64>(vars, "ORDERLY_PAYMENT_RETRY_BASE_MS")? {
-            t.saga.payment_base_delay_ms = v;
+        if let Some(v) = config::PAYMENT_RETRY_BASE_MS.read(vars)? {
+            t.saga.payment_base_delay_ms =
+                u64::try_from(v).map_err(|_| int(v, &config::PAYMENT_RETRY_BASE_MS))?;
         }
-        if let Some(v) = parse_var::<String>(vars, "ORDERLY_PAYMENT_DECLINE_OVER")? {
+        if let Some(v) = parse_var::<String>(vars, config::env::PAYMENT_DECLINE_OVER)? {
             t.payment.decline_over = Money::parse_decimal(&v).map_err(|e| {
-                format!("ORDERLY_PAYMENT_DECLINE_OVER: {v:?} is not an amount: {e}")
+                format!(
+                    "{}: {v:?} is not an amount: {e}",
+                    config::env::PAYMENT_DECLINE_OVER
+                )
             })?;
         }
-        if let Some(v) = parse_var::<u8>(vars, "ORDERLY_PAYMENT_DECLINE_PERCENT")? {
-            if v > 100 {
-                return Err("ORDERLY_PAYMENT_DECLINE_PERCENT must be 0 to 100".into());
-            }
-            t.payment.decline_percent = v;
+        if let Some(v) = config::PAYMENT_DECLINE_PERCENT.read(vars)? {
+            t.payment.decline_percent =
+                u8::try_from(v).map_err(|_| int(v, &config::PAYMENT_DECLINE_PERCENT))?;
         }
-        if let Some(v) = parse_var::<u32>(vars, "ORDERLY_PAYMENT_TRANSIENT_FAILURES")? {
-            t.payment.transient_failures = v;
+        if let Some(v) = config::PAYMENT_TRANSIENT_FAILURES.read(vars)? {
+            t.payment.transient_failures =
+                u32::try_from(v).map_err(|_| int(v, &config::PAYMENT_TRANSIENT_FAILURES))?;
         }
         Ok(t)
     }
@@ -266,7 +261,7 @@ impl Lambda {
 /// JSON logs to stdout (CloudWatch Logs reads them), level from `ORDERLY_LOG` (default
 /// `info`).
 pub fn init_logging() {
-    let filter = std::env::var("ORDERLY_LOG").unwrap_or_else(|_| "info".into());
+    let filter = std::env::var(orderly_config::env::LOG).unwrap_or_else(|_| "info".into());
     let _ = tracing_subscriber::fmt()
         .json()
         .with_env_filter(
@@ -331,7 +326,7 @@ pub struct GatewayAuth {
 }
 
 /// Must be `gateway` for the `api` function to start.
-pub const ENV_AUTH_MODE: &str = "ORDERLY_AUTH_MODE";
+pub const ENV_AUTH_MODE: &str = orderly_config::env::AUTH_MODE;
 
 impl GatewayAuth {
     pub fn from_vars(vars: &HashMap<String, String>) -> Result<GatewayAuth, String> {
@@ -357,8 +352,8 @@ impl GatewayAuth {
                 .unwrap_or_else(|| d.to_owned())
         };
         Ok(GatewayAuth {
-            roles_claim: get("ORDERLY_JWT_ROLES_CLAIM", "cognito:groups"),
-            admin_group: get("ORDERLY_JWT_ADMIN_GROUP", "admin"),
+            roles_claim: get(orderly_config::env::JWT_ROLES_CLAIM, "cognito:groups"),
+            admin_group: get(orderly_config::env::JWT_ADMIN_GROUP, "admin"),
         })
     }
 
@@ -508,6 +503,64 @@ mod tests {
     use super::*;
 
     #[test]
+    fn every_shared_tunable_accepts_exactly_what_the_shared_rule_accepts() {
+        for t in orderly_config::SHARED {
+            for probe in orderly_config::probes(t) {
+                let vars: HashMap<String, String> = [(t.env.to_owned(), probe.clone())].into();
+                assert_eq!(
+                    Tunables::from_vars(&vars).is_ok(),
+                    t.parse(&probe).is_ok(),
+                    "{}={probe}",
+                    t.env
+                );
+            }
+        }
+    }
+
+    /// The stack's variables that feed a shared tunable are validated to its range.
+    #[test]
+    fn the_stack_validates_shared_tunables_to_the_same_range() {
+        let lambda = include_str!("../../../deploy/terraform/lambda.tf");
+        let variables = include_str!("../../../deploy/terraform/variables.tf");
+        let mut checked = 0;
+        for t in orderly_config::SHARED {
+            let Some(line) = lambda
+                .lines()
+                .find(|l| l.trim_start().starts_with(&format!("{} ", t.env)))
+            else {
+                continue;
+            };
+            let Some(var) = line
+                .split("var.")
+                .nth(1)
+                .map(|r| r.trim_end_matches(')').trim())
+            else {
+                continue; // set from a local, not a variable
+            };
+            let start = variables
+                .find(&format!("variable \"{var}\""))
+                .unwrap_or_else(|| panic!("no variable {var}"));
+            let block = &variables[start..];
+            let block = &block[..block.find("\n}\n").unwrap_or(block.len())];
+            for bound in [
+                format!("var.{var} >= {}", t.min),
+                format!("var.{var} <= {}", t.max),
+            ] {
+                assert!(
+                    block.contains(&bound),
+                    "{var} ({}): no `{bound}` in\n{block}",
+                    t.env
+                );
+            }
+            checked += 1;
+        }
+        assert!(
+            checked >= 3,
+            "only {checked} shared tunables are set from variables"
+        );
+    }
+
+    #[test]
     fn tunables_are_read_and_checked() {
         let vars = |pairs: &[(&str, &str)]| -> HashMap<String, String> {
             pairs
@@ -516,10 +569,10 @@ mod tests {
                 .collect()
         };
         let t = Tunables::from_vars(&vars(&[
-            ("ORDERLY_PAYMENT_ATTEMPTS", "5"),
-            ("ORDERLY_PAYMENT_DECLINE_OVER", "50.00"),
-            ("ORDERLY_IDEMPOTENCY_TTL_SECS", "60"),
-            ("ORDERLY_IDEMPOTENCY_LOCK_SECS", "30"),
+            (orderly_config::env::PAYMENT_ATTEMPTS, "5"),
+            (orderly_config::env::PAYMENT_DECLINE_OVER, "50.00"),
+            (orderly_config::env::IDEMPOTENCY_TTL_SECS, "60"),
+            (orderly_config::env::IDEMPOTENCY_LOCK_SECS, "30"),
         ]))
         .unwrap();
         assert_eq!(t.settings.idempotency_lock_secs, 30);
@@ -527,12 +580,12 @@ mod tests {
         assert_eq!(t.payment.decline_over, Money::from_minor(5000).unwrap());
         assert_eq!(t.settings.idempotency_ttl_secs, 60);
         for (k, v) in [
-            ("ORDERLY_PAYMENT_ATTEMPTS", "0"),
-            ("ORDERLY_IDEMPOTENCY_LOCK_SECS", "0"),
-            ("ORDERLY_IDEMPOTENCY_LOCK_SECS", "901"),
-            ("ORDERLY_PAYMENT_DECLINE_PERCENT", "101"),
-            ("ORDERLY_PAYMENT_DECLINE_OVER", "1.234"),
-            ("ORDERLY_IDEMPOTENCY_TTL_SECS", "soon"),
+            (orderly_config::env::PAYMENT_ATTEMPTS, "0"),
+            (orderly_config::env::IDEMPOTENCY_LOCK_SECS, "0"),
+            (orderly_config::env::IDEMPOTENCY_LOCK_SECS, "901"),
+            (orderly_config::env::PAYMENT_DECLINE_PERCENT, "101"),
+            (orderly_config::env::PAYMENT_DECLINE_OVER, "1.234"),
+            (orderly_config::env::IDEMPOTENCY_TTL_SECS, "soon"),
         ] {
             let err = Tunables::from_vars(&vars(&[(k, v)])).unwrap_err();
             assert!(err.contains(k), "{err}");

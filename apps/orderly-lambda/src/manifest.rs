@@ -138,7 +138,7 @@ mod tests {
             "{}/../../deploy/terraform/{file}",
             env!("CARGO_MANIFEST_DIR")
         );
-        if std::env::var_os("ORDERLY_UPDATE_GENERATED").is_some() {
+        if std::env::var_os(orderly_config::env::harness::UPDATE_GENERATED).is_some() {
             std::fs::write(&path, fresh).unwrap();
         }
         let committed = std::fs::read_to_string(&path).unwrap_or_default();

@@ -449,10 +449,10 @@ pub fn parse_share(s: &str) -> Result<f64, String> {
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
     /// Base URL of the server.
-    #[arg(long, env = "ORDERLY_URL", default_value = "http://127.0.0.1:8080")]
+    #[arg(long, env = orderly_config::env::URL, default_value = "http://127.0.0.1:8080")]
     url: String,
     /// Admin API key (default: read from --api-key-file).
-    #[arg(long, env = "ORDERLY_API_KEY", hide_env_values = true)]
+    #[arg(long, env = orderly_config::env::API_KEY, hide_env_values = true)]
     api_key: Option<String>,
     /// File holding the admin API key (the one `orderly serve` writes on first start).
     #[arg(long, default_value = "./data/admin.key")]

@@ -10,6 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use orderly::{LogFormat, ProcessingConfig, ServeConfig};
+use orderly_config::{self as config, env};
 use orderly_core::Settings;
 
 /// jemalloc, whose background thread returns freed memory to the system within seconds;
@@ -29,14 +30,14 @@ struct Cli {
     /// Log format.
     #[arg(
         long,
-        env = "ORDERLY_LOG_FORMAT",
+        env = env::LOG_FORMAT,
         value_enum,
         default_value = "json",
         global = true
     )]
     log_format: LogFormat,
     /// Log filter (tracing EnvFilter syntax, e.g. `info` or `orderly=debug,info`).
-    #[arg(long, env = "ORDERLY_LOG", default_value = "info", global = true)]
+    #[arg(long, env = env::LOG, default_value = "info", global = true)]
     log: String,
     #[command(subcommand)]
     command: Command,
@@ -56,7 +57,7 @@ struct Store {
     /// Where orders are stored and processed.
     #[arg(
         long,
-        env = "ORDERLY_BACKEND",
+        env = env::BACKEND,
         value_enum,
         default_value = "sqlite",
         global = true
@@ -65,33 +66,33 @@ struct Store {
     /// AWS backend: prefix of the table and queue names (`<prefix>-orders`, ...).
     #[arg(
         long,
-        env = "ORDERLY_AWS_PREFIX",
+        env = env::AWS_PREFIX,
         default_value = "orderly",
         global = true
     )]
     aws_prefix: String,
     /// AWS backend: region (default: the SDK's chain, e.g. AWS_REGION).
-    #[arg(long, env = "ORDERLY_AWS_REGION", global = true)]
+    #[arg(long, env = env::AWS_REGION, global = true)]
     aws_region: Option<String>,
     /// AWS backend: endpoint override for an emulator, e.g. `http://127.0.0.1:5000`.
-    #[arg(long, env = "ORDERLY_AWS_ENDPOINT_URL", global = true)]
+    #[arg(long, env = env::AWS_ENDPOINT_URL, global = true)]
     aws_endpoint_url: Option<String>,
     /// AWS backend: the EventBridge bus (default: the prefix).
-    #[arg(long, env = "ORDERLY_EVENT_BUS", global = true)]
+    #[arg(long, env = env::EVENT_BUS, global = true)]
     event_bus: Option<String>,
     /// AWS backend: SNS topic for customer notifications (default: none, or the one
     /// --create-resources creates).
-    #[arg(long, env = "ORDERLY_NOTIFY_TOPIC_ARN", global = true)]
+    #[arg(long, env = env::NOTIFY_TOPIC_ARN, global = true)]
     notify_topic_arn: Option<String>,
     /// AWS backend: create missing tables, queues, bus, rules and topic on start.
-    #[arg(long, env = "ORDERLY_CREATE_RESOURCES", default_value_t = false,
+    #[arg(long, env = env::CREATE_RESOURCES, default_value_t = false,
           action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true",
           global = true)]
     create_resources: bool,
     /// Directory holding the embedded database (created if missing).
     #[arg(
         long,
-        env = "ORDERLY_DATA_DIR",
+        env = env::DATA_DIR,
         default_value = "./data",
         global = true
     )]
@@ -99,7 +100,7 @@ struct Store {
     /// Commit durability: `full` survives power loss, `normal` survives process crashes.
     #[arg(
         long,
-        env = "ORDERLY_DURABILITY",
+        env = env::DURABILITY,
         default_value = "full",
         global = true
     )]
@@ -109,58 +110,62 @@ struct Store {
 #[derive(Debug, Args)]
 struct Processing {
     /// Concurrent saga consumers.
-    #[arg(long, env = "ORDERLY_WORKERS", default_value_t = 16,
+    #[arg(long, env = env::WORKERS, default_value_t = 16,
           value_parser = clap::value_parser!(u64).range(1..=256))]
     workers: u64,
     /// Seconds a received message stays hidden (renewed while it is processed).
-    #[arg(long, env = "ORDERLY_VISIBILITY_TIMEOUT_SECS", default_value_t = 30,
+    #[arg(long, env = env::VISIBILITY_TIMEOUT_SECS, default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=43_200))]
     visibility_timeout_secs: u64,
     /// First redelivery delay of a failed message, in ms (doubles per attempt, jittered).
-    #[arg(long, env = "ORDERLY_REDELIVERY_BASE_MS", default_value_t = 1000,
+    #[arg(long, env = env::REDELIVERY_BASE_MS, default_value_t = 1000,
           value_parser = clap::value_parser!(u64).range(1..=600_000))]
     redelivery_base_ms: u64,
     /// Payment attempts in all (transient failures are retried).
-    #[arg(long, env = "ORDERLY_PAYMENT_ATTEMPTS", default_value_t = 3,
-          value_parser = clap::value_parser!(u32).range(1..=10))]
-    payment_attempts: u32,
+    #[arg(long, env = env::PAYMENT_ATTEMPTS, default_value_t = config::PAYMENT_ATTEMPTS.default,
+          value_parser = |s: &str| config::PAYMENT_ATTEMPTS.parse(s))]
+    payment_attempts: i64,
     /// First payment retry delay in ms (doubles per retry, full jitter).
-    #[arg(long, env = "ORDERLY_PAYMENT_RETRY_BASE_MS", default_value_t = 2000,
-          value_parser = clap::value_parser!(u64).range(1..=60_000))]
-    payment_retry_base_ms: u64,
+    #[arg(long, env = env::PAYMENT_RETRY_BASE_MS,
+          default_value_t = config::PAYMENT_RETRY_BASE_MS.default,
+          value_parser = |s: &str| config::PAYMENT_RETRY_BASE_MS.parse(s))]
+    payment_retry_base_ms: i64,
     /// The payment simulator declines orders whose total exceeds this amount.
-    #[arg(long, env = "ORDERLY_PAYMENT_DECLINE_OVER", default_value = "10000.00",
+    #[arg(long, env = env::PAYMENT_DECLINE_OVER, default_value = "10000.00",
           value_parser = parse_money)]
     payment_decline_over: orderly_core::Money,
     /// The payment simulator declines this share of orders (0-100), chosen by order id.
-    #[arg(long, env = "ORDERLY_PAYMENT_DECLINE_PERCENT", default_value_t = 0,
-          value_parser = clap::value_parser!(u8).range(0..=100))]
-    payment_decline_percent: u8,
+    #[arg(long, env = env::PAYMENT_DECLINE_PERCENT,
+          default_value_t = config::PAYMENT_DECLINE_PERCENT.default,
+          value_parser = |s: &str| config::PAYMENT_DECLINE_PERCENT.parse(s))]
+    payment_decline_percent: i64,
     /// The payment simulator fails the first N attempts of every order transiently (tests).
-    #[arg(long, env = "ORDERLY_PAYMENT_TRANSIENT_FAILURES", default_value_t = 0)]
-    payment_transient_failures: u32,
+    #[arg(long, env = env::PAYMENT_TRANSIENT_FAILURES,
+          default_value_t = config::PAYMENT_TRANSIENT_FAILURES.default,
+          value_parser = |s: &str| config::PAYMENT_TRANSIENT_FAILURES.parse(s))]
+    payment_transient_failures: i64,
     /// SMTP server for customer mail, e.g. `smtp://127.0.0.1:2525` or
     /// `smtps://user:pass@mail.example.com`. Unset: notifications are recorded and logged.
-    #[arg(long, env = "ORDERLY_SMTP_URL")]
+    #[arg(long, env = env::SMTP_URL)]
     smtp_url: Option<String>,
     /// Sender of customer mail.
     #[arg(
         long,
-        env = "ORDERLY_SMTP_FROM",
+        env = env::SMTP_FROM,
         default_value = "Orderly <orderly@localhost>"
     )]
     smtp_from: String,
     /// Webhook delivery attempts in all; the last failed one dead-letters the delivery.
-    #[arg(long, env = "ORDERLY_WEBHOOK_ATTEMPTS", default_value_t = 6,
+    #[arg(long, env = env::WEBHOOK_ATTEMPTS, default_value_t = 6,
           value_parser = clap::value_parser!(u32).range(1..=20))]
     webhook_attempts: u32,
     /// Delay before the second webhook attempt in ms (doubles per attempt up to an hour,
     /// with jitter).
-    #[arg(long, env = "ORDERLY_WEBHOOK_RETRY_BASE_MS", default_value_t = 30_000,
+    #[arg(long, env = env::WEBHOOK_RETRY_BASE_MS, default_value_t = 30_000,
           value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     webhook_retry_base_ms: u64,
     /// Longest one webhook attempt may take, in ms.
-    #[arg(long, env = "ORDERLY_WEBHOOK_TIMEOUT_MS", default_value_t = 5000,
+    #[arg(long, env = env::WEBHOOK_TIMEOUT_MS, default_value_t = 5000,
           value_parser = clap::value_parser!(u64).range(100..=60_000))]
     webhook_timeout_ms: u64,
     /// Where the server's outbound requests may go. `public`: webhooks reach public
@@ -168,12 +173,12 @@ struct Processing {
     /// --egress-allow-hosts. `loopback`: webhooks, the alarm webhook, the mail server and
     /// the JWKS must all be on loopback, and no name but `localhost` is looked up (tests,
     /// development).
-    #[arg(long, env = "ORDERLY_EGRESS", default_value = "public",
+    #[arg(long, env = env::EGRESS, default_value = "public",
           value_parser = clap::value_parser!(orderly_core::egress::EgressMode))]
     egress: orderly_core::egress::EgressMode,
     /// Hosts (names or IP addresses, comma-separated) webhooks may reach whatever their
     /// address, e.g. an internal receiver on a private network (with --egress public).
-    #[arg(long, env = "ORDERLY_EGRESS_ALLOW_HOSTS", value_delimiter = ',')]
+    #[arg(long, env = env::EGRESS_ALLOW_HOSTS, value_delimiter = ',')]
     egress_allow_hosts: Vec<String>,
 }
 
@@ -231,12 +236,12 @@ impl Processing {
         Ok(ProcessingConfig {
             payment: SimulatorConfig {
                 decline_over: self.payment_decline_over,
-                decline_percent: self.payment_decline_percent,
-                transient_failures: self.payment_transient_failures,
+                decline_percent: u8::try_from(self.payment_decline_percent)?,
+                transient_failures: u32::try_from(self.payment_transient_failures)?,
             },
             saga: SagaSettings {
-                payment_attempts: self.payment_attempts,
-                payment_base_delay_ms: self.payment_retry_base_ms,
+                payment_attempts: u32::try_from(self.payment_attempts)?,
+                payment_base_delay_ms: u64::try_from(self.payment_retry_base_ms)?,
             },
             consumers: usize::try_from(self.workers)?,
             visibility: Duration::from_secs(self.visibility_timeout_secs),
@@ -259,113 +264,113 @@ impl Processing {
 #[derive(Debug, Args)]
 struct Security {
     /// Requests per second each credential may sustain.
-    #[arg(long, env = "ORDERLY_RATE_LIMIT_RPS", default_value_t = 100.0)]
+    #[arg(long, env = env::RATE_LIMIT_RPS, default_value_t = 100.0)]
     rate_limit_rps: f64,
     /// Requests a credential may send at once above its sustained rate.
-    #[arg(long, env = "ORDERLY_RATE_LIMIT_BURST", default_value_t = 200)]
+    #[arg(long, env = env::RATE_LIMIT_BURST, default_value_t = 200)]
     rate_limit_burst: u32,
     /// Requests per second over all credentials together.
     #[arg(
         long,
-        env = "ORDERLY_GLOBAL_RATE_LIMIT_RPS",
+        env = env::GLOBAL_RATE_LIMIT_RPS,
         default_value_t = 10_000.0
     )]
     global_rate_limit_rps: f64,
     /// Burst over all credentials together.
     #[arg(
         long,
-        env = "ORDERLY_GLOBAL_RATE_LIMIT_BURST",
+        env = env::GLOBAL_RATE_LIMIT_BURST,
         default_value_t = 20_000
     )]
     global_rate_limit_burst: u32,
     /// Failed authentications per second one client address may sustain; past the burst
     /// and this rate, its requests are answered 429 before anything is verified.
-    #[arg(long, env = "ORDERLY_FAILED_AUTH_RPS", default_value_t = orderly_http::auth::FAILED_AUTH_RPS)]
+    #[arg(long, env = env::FAILED_AUTH_RPS, default_value_t = orderly_http::auth::FAILED_AUTH_RPS)]
     failed_auth_rps: f64,
     /// Failed authentications one client address may make at once.
-    #[arg(long, env = "ORDERLY_FAILED_AUTH_BURST", default_value_t = orderly_http::auth::FAILED_AUTH_BURST)]
+    #[arg(long, env = env::FAILED_AUTH_BURST, default_value_t = orderly_http::auth::FAILED_AUTH_BURST)]
     failed_auth_burst: u32,
     /// Seconds a request may run before it is answered 503.
-    #[arg(long, env = "ORDERLY_REQUEST_TIMEOUT_SECS", default_value_t = 30,
+    #[arg(long, env = env::REQUEST_TIMEOUT_SECS, default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     request_timeout_secs: u64,
     /// Requests handled at once; more are answered 503 at once.
-    #[arg(long, env = "ORDERLY_MAX_CONCURRENT_REQUESTS", default_value_t = 1024,
+    #[arg(long, env = env::MAX_CONCURRENT_REQUESTS, default_value_t = 1024,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     max_concurrent_requests: u64,
     /// Requests one credential may have in flight at once (its bodies being read
     /// included); more are answered 429 at once.
-    #[arg(long, env = "ORDERLY_MAX_CONCURRENT_PER_CREDENTIAL", default_value_t = 64,
+    #[arg(long, env = env::MAX_CONCURRENT_PER_CREDENTIAL, default_value_t = 64,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     max_concurrent_per_credential: u64,
     /// Milliseconds a request body may take to arrive in full (408 after).
-    #[arg(long, env = "ORDERLY_BODY_READ_TIMEOUT_MS", default_value_t = 10_000,
+    #[arg(long, env = env::BODY_READ_TIMEOUT_MS, default_value_t = 10_000,
           value_parser = clap::value_parser!(u64).range(100..=600_000))]
     body_read_timeout_ms: u64,
     /// Milliseconds a connection may take to send a request's headers, from its first byte
     /// (or from opening); the connection is closed after.
-    #[arg(long, env = "ORDERLY_HEADER_READ_TIMEOUT_MS", default_value_t = 5_000,
+    #[arg(long, env = env::HEADER_READ_TIMEOUT_MS, default_value_t = 5_000,
           value_parser = clap::value_parser!(u64).range(100..=600_000))]
     header_read_timeout_ms: u64,
     /// Milliseconds a connection may stay idle between requests before it is closed.
-    #[arg(long, env = "ORDERLY_KEEP_ALIVE_TIMEOUT_MS", default_value_t = 30_000,
+    #[arg(long, env = env::KEEP_ALIVE_TIMEOUT_MS, default_value_t = 30_000,
           value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
     keep_alive_timeout_ms: u64,
     /// Open connections at most; lowered at start to leave an eighth of the open-file
     /// limit free. At the cap a new connection replaces the longest-idle one.
-    #[arg(long, env = "ORDERLY_MAX_CONNECTIONS", default_value_t = 10_000,
+    #[arg(long, env = env::MAX_CONNECTIONS, default_value_t = 10_000,
           value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     max_connections: u64,
     /// Milliseconds shutdown waits for requests already read to be answered and for the
     /// worker to finish or hand back its messages.
-    #[arg(long, env = "ORDERLY_DRAIN_TIMEOUT_MS", default_value_t = 10_000,
+    #[arg(long, env = env::DRAIN_TIMEOUT_MS, default_value_t = 10_000,
           value_parser = clap::value_parser!(u64).range(0..=600_000))]
     drain_timeout_ms: u64,
     /// Browser origins allowed by CORS (repeat, or comma-separate in the variable); none:
     /// CORS off.
     #[arg(
         long = "cors-origin",
-        env = "ORDERLY_CORS_ORIGINS",
+        env = env::CORS_ORIGINS,
         value_delimiter = ','
     )]
     cors_origins: Vec<String>,
     /// On a store without API keys, create an admin key, print it once and save it to
     /// <data-dir>/admin.key (mode 0600).
-    #[arg(long, env = "ORDERLY_BOOTSTRAP_ADMIN_KEY", default_value_t = true,
+    #[arg(long, env = env::BOOTSTRAP_ADMIN_KEY, default_value_t = true,
           action = clap::ArgAction::Set)]
     bootstrap_admin_key: bool,
     /// Bearer JWTs: the expected issuer (Cognito: https://cognito-idp.<region>.amazonaws.com/<pool-id>).
-    #[arg(long, env = "ORDERLY_JWT_ISSUER")]
+    #[arg(long, env = env::JWT_ISSUER)]
     jwt_issuer: Option<String>,
     /// Bearer JWTs: the expected audience (`aud` of ID tokens, `client_id` of access tokens).
-    #[arg(long, env = "ORDERLY_JWT_AUDIENCE")]
+    #[arg(long, env = env::JWT_AUDIENCE)]
     jwt_audience: Option<String>,
     /// Bearer JWTs: the required `token_use` (access or id); unset: either.
-    #[arg(long, env = "ORDERLY_JWT_TOKEN_USE")]
+    #[arg(long, env = env::JWT_TOKEN_USE)]
     jwt_token_use: Option<String>,
     /// Bearer JWTs: URL of the JWKS (Cognito: <issuer>/.well-known/jwks.json).
-    #[arg(long, env = "ORDERLY_JWT_JWKS_URL", conflicts_with = "jwt_jwks_file")]
+    #[arg(long, env = env::JWT_JWKS_URL, conflicts_with = "jwt_jwks_file")]
     jwt_jwks_url: Option<String>,
     /// Bearer JWTs: a JWKS file instead of a URL.
-    #[arg(long, env = "ORDERLY_JWT_JWKS_FILE")]
+    #[arg(long, env = env::JWT_JWKS_FILE)]
     jwt_jwks_file: Option<PathBuf>,
     /// Bearer JWTs: fetch the JWKS again once the loaded one is this many seconds old, so a
     /// withdrawn key stops working (the cached keys stay in use while the fetch fails).
-    #[arg(long, env = "ORDERLY_JWT_JWKS_MAX_AGE_SECS", default_value_t = 3600,
+    #[arg(long, env = env::JWT_JWKS_MAX_AGE_SECS, default_value_t = 3600,
           value_parser = clap::value_parser!(u64).range(1..))]
     jwt_jwks_max_age_secs: u64,
     /// Development only: accept HS256 tokens signed with the secret in this file.
-    #[arg(long, env = "ORDERLY_JWT_HS256_SECRET_FILE")]
+    #[arg(long, env = env::JWT_HS256_SECRET_FILE)]
     jwt_hs256_secret_file: Option<PathBuf>,
     /// Bearer JWTs: the claim listing the caller's groups.
     #[arg(
         long,
-        env = "ORDERLY_JWT_ROLES_CLAIM",
+        env = env::JWT_ROLES_CLAIM,
         default_value = "cognito:groups"
     )]
     jwt_roles_claim: String,
     /// Bearer JWTs: the group that makes a caller an admin (others are customers).
-    #[arg(long, env = "ORDERLY_JWT_ADMIN_GROUP", default_value = "admin")]
+    #[arg(long, env = env::JWT_ADMIN_GROUP, default_value = "admin")]
     jwt_admin_group: String,
 }
 
@@ -434,31 +439,31 @@ impl Security {
 #[derive(Debug, Args)]
 struct Alarming {
     /// Dead letters above this raise the `dlq_depth` alarm.
-    #[arg(long, env = "ORDERLY_ALARM_DLQ_DEPTH", default_value_t = 10.0)]
+    #[arg(long, env = env::ALARM_DLQ_DEPTH, default_value_t = 10.0)]
     alarm_dlq_depth: f64,
     /// Share of finished sagas that failed, over the window, above which
     /// `saga_failure_rate` fires (0..1).
-    #[arg(long, env = "ORDERLY_ALARM_SAGA_FAILURE_RATE", default_value_t = 0.30)]
+    #[arg(long, env = env::ALARM_SAGA_FAILURE_RATE, default_value_t = 0.30)]
     alarm_saga_failure_rate: f64,
     /// Share of 5xx responses over the window above which `http_5xx_rate` fires (0..1).
-    #[arg(long, env = "ORDERLY_ALARM_5XX_RATE", default_value_t = 0.05)]
+    #[arg(long, env = env::ALARM_5XX_RATE, default_value_t = 0.05)]
     alarm_5xx_rate: f64,
     /// The rate alarms' window, in seconds.
-    #[arg(long, env = "ORDERLY_ALARM_WINDOW_SECS", default_value_t = 300)]
+    #[arg(long, env = env::ALARM_WINDOW_SECS, default_value_t = 300)]
     alarm_window_secs: i64,
     /// How often alarms are evaluated, in seconds.
-    #[arg(long, env = "ORDERLY_ALARM_INTERVAL_SECS", default_value_t = 5,
+    #[arg(long, env = env::ALARM_INTERVAL_SECS, default_value_t = 5,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     alarm_interval_secs: u64,
     /// POST every alarm state change here as JSON.
-    #[arg(long, env = "ORDERLY_ALARM_WEBHOOK_URL")]
+    #[arg(long, env = env::ALARM_WEBHOOK_URL)]
     alarm_webhook_url: Option<String>,
     /// Mail every alarm state change to this address (needs --smtp-url).
-    #[arg(long, env = "ORDERLY_ALARM_EMAIL", value_parser = parse_email)]
+    #[arg(long, env = env::ALARM_EMAIL, value_parser = parse_email)]
     alarm_email: Option<orderly_core::Email>,
     /// Also serve this process's metrics, without credentials, at http://ADDR/metrics
     /// (for a scraper on a private network; a `worker` has no other way to show them).
-    #[arg(long, env = "ORDERLY_METRICS_ADDR")]
+    #[arg(long, env = env::METRICS_ADDR)]
     metrics_addr: Option<SocketAddr>,
 }
 
@@ -520,25 +525,32 @@ enum Command {
     /// Serve the API and process orders (on the embedded store unless --backend aws).
     Serve {
         /// Address to listen on.
-        #[arg(long, env = "ORDERLY_ADDR", default_value = "127.0.0.1:8080")]
+        #[arg(long, env = env::ADDR, default_value = "127.0.0.1:8080")]
         addr: SocketAddr,
         #[command(flatten)]
         store: Store,
         /// How long a completed Idempotency-Key is remembered, in seconds.
-        #[arg(long, env = "ORDERLY_IDEMPOTENCY_TTL_SECS", default_value_t = 86_400,
-              value_parser = clap::value_parser!(i64).range(1..=31_536_000))]
+        #[arg(long, env = env::IDEMPOTENCY_TTL_SECS,
+              default_value_t = config::IDEMPOTENCY_TTL_SECS.default,
+              value_parser = |s: &str| config::IDEMPOTENCY_TTL_SECS.parse(s))]
         idempotency_ttl_secs: i64,
+        /// How long an Idempotency-Key claim in flight stands, in seconds, when its process
+        /// cannot be checked (a claim of a process that died is void at once).
+        #[arg(long, env = env::IDEMPOTENCY_LOCK_SECS,
+              default_value_t = config::IDEMPOTENCY_LOCK_SECS.default,
+              value_parser = |s: &str| config::IDEMPOTENCY_LOCK_SECS.parse(s))]
+        idempotency_lock_secs: i64,
         /// Largest accepted request body, in bytes.
-        #[arg(long, env = "ORDERLY_MAX_BODY_BYTES", default_value_t = 65_536,
-              value_parser = clap::value_parser!(u64).range(256..=16_777_216))]
-        max_body_bytes: u64,
+        #[arg(long, env = env::MAX_BODY_BYTES, default_value_t = config::MAX_BODY_BYTES.default,
+              value_parser = |s: &str| config::MAX_BODY_BYTES.parse(s))]
+        max_body_bytes: i64,
         /// Load the seed catalogue on start when the store has no products.
-        #[arg(long, env = "ORDERLY_SEED_IF_EMPTY", default_value_t = true,
+        #[arg(long, env = env::SEED_IF_EMPTY, default_value_t = true,
               action = clap::ArgAction::Set)]
         seed_if_empty: bool,
         /// Also process orders in this process. `false`: the API only, with one or more
         /// `orderly worker` processes on the same data directory doing the processing.
-        #[arg(long, env = "ORDERLY_RUN_WORKER", default_value_t = true,
+        #[arg(long, env = env::RUN_WORKER, default_value_t = true,
               action = clap::ArgAction::Set)]
         run_worker: bool,
         #[command(flatten)]
@@ -621,6 +633,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             addr,
             store,
             idempotency_ttl_secs,
+            idempotency_lock_secs,
             max_body_bytes,
             seed_if_empty,
             run_worker,
@@ -635,6 +648,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 durability: store.durability,
                 settings: Settings {
                     idempotency_ttl_secs,
+                    idempotency_lock_secs,
                     ..Settings::default()
                 },
                 http: HttpConfig {
@@ -739,6 +753,31 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 println!("{id}\t{outcome:?}");
             }
             opened.close().await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::Parser;
+
+    /// `orderly serve` accepts exactly what the shared rule of each tunable accepts (the
+    /// Lambda functions have the same test), so neither runtime takes a value the other
+    /// refuses.
+    #[test]
+    fn every_shared_tunable_accepts_exactly_what_the_shared_rule_accepts() {
+        for t in orderly_config::SHARED {
+            for probe in orderly_config::probes(t) {
+                let flag = format!("--{}={probe}", t.flag);
+                let parsed = Cli::try_parse_from(["orderly", "serve", &flag]);
+                assert_eq!(
+                    parsed.is_ok(),
+                    t.parse(&probe).is_ok(),
+                    "{flag}: {:?}",
+                    parsed.err().map(|e| e.to_string())
+                );
+            }
         }
     }
 }

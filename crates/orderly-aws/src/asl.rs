@@ -297,7 +297,7 @@ mod tests {
             "/../../deploy/terraform/saga.asl.json"
         );
         let fresh = definition_text(&saga());
-        if std::env::var_os("ORDERLY_UPDATE_GENERATED").is_some() {
+        if std::env::var_os(orderly_config::env::harness::UPDATE_GENERATED).is_some() {
             std::fs::write(path, &fresh).unwrap();
         }
         let committed = std::fs::read_to_string(path).unwrap_or_default();

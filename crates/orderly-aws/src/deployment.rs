@@ -6,12 +6,12 @@ use std::collections::HashMap;
 use crate::dynamo::Tables;
 
 /// Environment variables (also documented in docs/aws.md).
-pub const ENV_PREFIX: &str = "ORDERLY_AWS_PREFIX";
-pub const ENV_EVENT_BUS: &str = "ORDERLY_EVENT_BUS";
-pub const ENV_NOTIFY_TOPIC_ARN: &str = "ORDERLY_NOTIFY_TOPIC_ARN";
-pub const ENV_STATE_MACHINE_ARN: &str = "ORDERLY_STATE_MACHINE_ARN";
-pub const ENV_REGION: &str = "ORDERLY_AWS_REGION";
-pub const ENV_ENDPOINT_URL: &str = "ORDERLY_AWS_ENDPOINT_URL";
+pub const ENV_PREFIX: &str = orderly_config::env::AWS_PREFIX;
+pub const ENV_EVENT_BUS: &str = orderly_config::env::EVENT_BUS;
+pub const ENV_NOTIFY_TOPIC_ARN: &str = orderly_config::env::NOTIFY_TOPIC_ARN;
+pub const ENV_STATE_MACHINE_ARN: &str = orderly_config::env::STATE_MACHINE_ARN;
+pub const ENV_REGION: &str = orderly_config::env::AWS_REGION;
+pub const ENV_ENDPOINT_URL: &str = orderly_config::env::AWS_ENDPOINT_URL;
 
 /// The logical queues of a deployment: order processing and one per event subscription
 /// (used by the long-running worker; on Lambda, EventBridge invokes the `events`

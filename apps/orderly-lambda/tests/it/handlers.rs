@@ -35,7 +35,7 @@ const ACCOUNT: &str = "123456789012";
 const REGION: &str = "us-east-1";
 
 fn endpoint() -> String {
-    std::env::var("ORDERLY_TEST_AWS_ENDPOINT").expect(
+    std::env::var(orderly_config::env::harness::TEST_AWS_ENDPOINT).expect(
         "ORDERLY_TEST_AWS_ENDPOINT is not set: run scripts/test.sh, which starts the moto \
          emulator, or start `moto_server` yourself and point this variable at it",
     )
@@ -396,7 +396,11 @@ fn apigw_event(
 
 /// The `api` function's authorization settings, as `ORDERLY_AUTH_MODE=gateway` gives them.
 fn gateway_auth() -> orderly_lambda::GatewayAuth {
-    let vars = [("ORDERLY_AUTH_MODE".to_owned(), "gateway".to_owned())].into();
+    let vars = [(
+        orderly_config::env::AUTH_MODE.to_owned(),
+        "gateway".to_owned(),
+    )]
+    .into();
     orderly_lambda::GatewayAuth::from_vars(&vars).unwrap()
 }
 
@@ -511,10 +515,10 @@ fn the_api_function_starts_only_behind_an_authorizer() {
             .collect()
     };
     assert!(GatewayAuth::from_vars(&vars(&[])).is_err());
-    assert!(GatewayAuth::from_vars(&vars(&[("ORDERLY_AUTH_MODE", "none")])).is_err());
+    assert!(GatewayAuth::from_vars(&vars(&[(orderly_config::env::AUTH_MODE, "none")])).is_err());
     let a = GatewayAuth::from_vars(&vars(&[
-        ("ORDERLY_AUTH_MODE", "gateway"),
-        ("ORDERLY_JWT_ADMIN_GROUP", "ops"),
+        (orderly_config::env::AUTH_MODE, "gateway"),
+        (orderly_config::env::JWT_ADMIN_GROUP, "ops"),
     ]))
     .unwrap();
     assert_eq!(a.admin_group, "ops");
@@ -1508,7 +1512,7 @@ async fn the_aws_work_of_one_order_is_counted() {
     }
     let report = json!({ "fulfilled": fulfilled, "declined": declined });
     println!("{}", serde_json::to_string_pretty(&report).unwrap());
-    if let Ok(path) = std::env::var("ORDERLY_COST_OUT") {
+    if let Ok(path) = std::env::var(orderly_config::env::harness::COST_OUT) {
         std::fs::write(path, serde_json::to_string_pretty(&report).unwrap()).unwrap();
     }
 }

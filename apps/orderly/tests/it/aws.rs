@@ -26,16 +26,18 @@ static NEXT: AtomicUsize = AtomicUsize::new(0);
 fn settings() -> AwsSettings {
     AwsSettings {
         region: Some("us-east-1".into()),
-        endpoint_url: Some(std::env::var("ORDERLY_TEST_AWS_ENDPOINT").expect(
-            "ORDERLY_TEST_AWS_ENDPOINT is not set: run scripts/test.sh, which starts the moto \
+        endpoint_url: Some(
+            std::env::var(orderly_config::env::harness::TEST_AWS_ENDPOINT).expect(
+                "ORDERLY_TEST_AWS_ENDPOINT is not set: run scripts/test.sh, which starts the moto \
              emulator, or start `moto_server` yourself and point this variable at it",
-        )),
+            ),
+        ),
     }
 }
 
 /// A server on a fresh deployment (unique prefix), created by `--create-resources`.
 async fn spawn_aws() -> (TestApp, Tables, tempfile::TempDir) {
-    if let Ok(filter) = std::env::var("ORDERLY_TEST_LOG") {
+    if let Ok(filter) = std::env::var(orderly_config::env::harness::TEST_LOG) {
         orderly::init_logging(orderly::LogFormat::Pretty, &filter);
     }
     let prefix = format!(

@@ -18,7 +18,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_orderly");
 fn serve(dir: &std::path::Path, extra: &[&str]) -> (Child, String) {
     let mut child = Command::new(BIN)
         // Outbound requests to loopback only, as for every test server.
-        .env("ORDERLY_EGRESS", "loopback")
+        .env(orderly_config::env::EGRESS, "loopback")
         .args([
             "serve",
             "--addr",

@@ -43,7 +43,7 @@ impl Server {
         let mut child = cmd
             // Outbound requests to loopback only, as for every test server, unless a test
             // sets the policy itself.
-            .env("ORDERLY_EGRESS", "loopback")
+            .env(orderly_config::env::EGRESS, "loopback")
             .args([
                 "serve",
                 "--addr",
@@ -185,7 +185,7 @@ fn client(key: &str, timeout: Duration) -> reqwest::Client {
 /// Creates a customer key for `user` with `orderly keys create`.
 fn customer_key(dir: &Path, user: &str) -> String {
     let out = Command::new(BIN)
-        .env("ORDERLY_EGRESS", "loopback")
+        .env(orderly_config::env::EGRESS, "loopback")
         .args(["keys", "--log-format", "json", "--data-dir"])
         .arg(dir)
         .args(["create", "--role", "customer", "--user", user])

@@ -27,7 +27,7 @@ fn keyed_client(dir: &std::path::Path) -> reqwest::Client {
 fn serve(data_dir: &std::path::Path) -> (std::process::Child, String, mpsc::Receiver<Value>) {
     let mut child = Command::new(BIN)
         // Outbound requests to loopback only, as for every test server.
-        .env("ORDERLY_EGRESS", "loopback")
+        .env(orderly_config::env::EGRESS, "loopback")
         .args([
             "serve",
             "--addr",
@@ -159,7 +159,7 @@ async fn json_logs_carry_the_order_id_and_sigterm_stops_cleanly() {
 fn seed(dir: &std::path::Path, extra: &[&str]) -> String {
     let out = Command::new(BIN)
         // Outbound requests to loopback only, as for every test server.
-        .env("ORDERLY_EGRESS", "loopback")
+        .env(orderly_config::env::EGRESS, "loopback")
         .args(["seed", "--data-dir"])
         .arg(dir)
         .args(extra)
@@ -177,7 +177,7 @@ fn seed(dir: &std::path::Path, extra: &[&str]) -> String {
 fn keys(dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
     let out = Command::new(BIN)
         // Outbound requests to loopback only, as for every test server.
-        .env("ORDERLY_EGRESS", "loopback")
+        .env(orderly_config::env::EGRESS, "loopback")
         .args(["keys", "--log-format", "json", "--data-dir"])
         .arg(dir)
         .args(args)
@@ -302,7 +302,7 @@ async fn a_separate_worker_process_processes_what_an_api_only_server_accepts() {
     };
     let mut worker = Command::new(BIN)
         // Outbound requests to loopback only, as for every test server.
-        .env("ORDERLY_EGRESS", "loopback")
+        .env(orderly_config::env::EGRESS, "loopback")
         .args([
             "worker",
             "--log-format",
@@ -394,7 +394,7 @@ async fn the_dlq_commands_list_and_replay_dead_letters() {
     let run = |args: &[&str]| {
         let out = Command::new(BIN)
             // Outbound requests to loopback only, as for every test server.
-            .env("ORDERLY_EGRESS", "loopback")
+            .env(orderly_config::env::EGRESS, "loopback")
             .arg("dlq")
             .args(args)
             .arg("--data-dir")
@@ -426,7 +426,7 @@ async fn the_dlq_commands_list_and_replay_dead_letters() {
 #[test]
 #[ignore = "needs the default build of orderly in ORDERLY_DEFAULT_BIN: scripts/test.sh makes it"]
 fn the_aws_backend_needs_the_aws_build() {
-    let bin = std::env::var("ORDERLY_DEFAULT_BIN").expect(
+    let bin = std::env::var(orderly_config::env::harness::DEFAULT_BIN).expect(
         "ORDERLY_DEFAULT_BIN is not set: run scripts/test.sh, or `cargo build -p orderly` and \
          point it at a copy of target/debug/orderly",
     );
@@ -436,7 +436,7 @@ fn the_aws_backend_needs_the_aws_build() {
         .args(["serve", "--backend", "aws", "--addr", "127.0.0.1:0"])
         .arg("--data-dir")
         .arg(dir.path())
-        .env_remove("ORDERLY_BACKEND")
+        .env_remove(orderly_config::env::BACKEND)
         .output()
         .unwrap();
     assert!(!out.status.success());

@@ -18,7 +18,7 @@ use serde_json::Value;
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
 async fn config() -> aws_config::SdkConfig {
-    let endpoint = std::env::var("ORDERLY_TEST_AWS_ENDPOINT").expect(
+    let endpoint = std::env::var(orderly_config::env::harness::TEST_AWS_ENDPOINT).expect(
         "ORDERLY_TEST_AWS_ENDPOINT is not set: run scripts/test.sh, which starts the moto emulator",
     );
     sdk_config(&AwsSettings {

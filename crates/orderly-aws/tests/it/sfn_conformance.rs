@@ -65,7 +65,7 @@ const REGION: &str = "eu-north-1";
 static EMULATOR: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 fn endpoint() -> String {
-    std::env::var("ORDERLY_TEST_AWS_ENDPOINT")
+    std::env::var(orderly_config::env::harness::TEST_AWS_ENDPOINT)
         .expect(
             "ORDERLY_TEST_AWS_ENDPOINT is not set: run scripts/test.sh, which starts the moto \
              emulator, or start `moto_server` yourself and point this variable at it (and set \

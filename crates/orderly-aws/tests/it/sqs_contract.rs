@@ -18,7 +18,7 @@ use orderly_testkit::processing::{REALTIME_QUEUES, RealtimeOptions, queue_contra
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
 fn endpoint() -> String {
-    std::env::var("ORDERLY_TEST_AWS_ENDPOINT").expect(
+    std::env::var(orderly_config::env::harness::TEST_AWS_ENDPOINT).expect(
         "ORDERLY_TEST_AWS_ENDPOINT is not set: run scripts/test.sh, which starts the moto \
          emulator, or start `moto_server` yourself and point this variable at it",
     )

@@ -37,7 +37,7 @@ const QUEUE: &str = "orders";
 const NO_WAIT: Duration = Duration::ZERO;
 
 fn endpoint() -> String {
-    std::env::var("ORDERLY_TEST_AWS_ENDPOINT").expect(
+    std::env::var(orderly_config::env::harness::TEST_AWS_ENDPOINT).expect(
         "ORDERLY_TEST_AWS_ENDPOINT is not set: run scripts/test.sh, which starts the moto \
          emulator, or start `moto_server` yourself and point this variable at it",
     )

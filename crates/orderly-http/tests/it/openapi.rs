@@ -60,7 +60,7 @@ fn assert_valid(doc: &Value, name: &str, value: &Value) {
 #[test]
 fn the_committed_openapi_json_is_current() {
     let fresh = openapi_json();
-    if std::env::var_os("ORDERLY_UPDATE_GENERATED").is_some() {
+    if std::env::var_os(orderly_config::env::harness::UPDATE_GENERATED).is_some() {
         std::fs::write(COMMITTED, &fresh).expect("write openapi.json");
     }
     let committed = std::fs::read_to_string(COMMITTED).unwrap_or_default();

@@ -240,7 +240,7 @@ impl TestApp {
 /// selected and answers `false` once that child passed; in the child it answers `true`:
 /// run the test's body. `name` is the test's full path, e.g. `ops::metrics_count_...`.
 pub fn in_own_process(name: &str) -> bool {
-    const VAR: &str = "ORDERLY_TEST_OWN_PROCESS";
+    const VAR: &str = orderly_config::env::harness::TEST_OWN_PROCESS;
     if std::env::var(VAR).as_deref() == Ok(name) {
         return true;
     }
