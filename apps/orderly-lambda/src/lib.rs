@@ -38,9 +38,9 @@ use orderly_aws::sfn::SagaStarter;
 use orderly_aws::sns::SnsNotifier;
 use orderly_aws::sqs::SqsQueue;
 use orderly_core::payment::{PaymentSimulator, SimulatorConfig};
-use orderly_core::ports::{EventBus, EventOutbox, Notification, Notifier, NotifyError};
+use orderly_core::ports::{EventBus, Notification, Notifier, NotifyError};
 use orderly_core::saga::{SagaDef, SagaSettings};
-use orderly_core::{DomainEvent, Money, Orderly, Settings, StoreError};
+use orderly_core::{Money, Orderly, Settings};
 use serde_json::Value;
 
 /// Everything a function needs, built once per cold start.
@@ -144,30 +144,6 @@ impl Tunables {
     }
 }
 
-/// The event outbox of the Lambda runtime is the events table's DynamoDB stream, read by
-/// the `relay` function's event source mapping: no function polls it.
-#[derive(Debug, Clone, Copy)]
-struct StreamMappedOutbox;
-
-#[async_trait]
-impl EventOutbox for StreamMappedOutbox {
-    async fn unpublished(
-        &self,
-        _limit: u32,
-        _wait: std::time::Duration,
-    ) -> Result<Vec<(i64, DomainEvent)>, StoreError> {
-        Err(StoreError::Backend(
-            "on Lambda, events are relayed by the events table's stream mapping".into(),
-        ))
-    }
-
-    async fn mark_published(&self, _position: i64) -> Result<(), StoreError> {
-        Err(StoreError::Backend(
-            "on Lambda, events are relayed by the events table's stream mapping".into(),
-        ))
-    }
-}
-
 /// Customer notifications when no SNS topic is configured: written to the log.
 #[derive(Debug, Clone, Copy)]
 pub struct LogNotifier;
@@ -201,8 +177,7 @@ impl Lambda {
             &[orderly_core::ports::ORDERS_QUEUE],
         ));
         let gateway = Arc::new(PaymentSimulator::new(t.payment.clone()));
-        let ports =
-            orderly_aws::deployment::ports(store, queue, Arc::new(StreamMappedOutbox), gateway);
+        let ports = orderly_aws::deployment::ports(store, queue, gateway);
         Lambda {
             app: Orderly::new(ports, t.settings),
             bus: None,

@@ -49,6 +49,8 @@ pub struct AwsRuntime {
     pub bus: Arc<dyn EventBus>,
     /// SNS when a topic is configured (or created).
     pub notifier: Option<Arc<dyn Notifier>>,
+    /// The events table's stream, which the worker's relay publishes from.
+    pub outbox: Arc<dyn orderly_core::ports::EventOutbox>,
     /// The orders table's stream, for the relay loop that queues each order's processing
     /// ([`orderly_aws::streams::run_orders_relay`]).
     pub orders_stream: StreamReader,
@@ -142,12 +144,8 @@ pub async fn open(
     );
     let orders_stream = StreamReader::new(ddb, streams, tables.orders.clone(), tables.saga);
     let keys: Arc<dyn orderly_core::ports::ApiKeys> = store.clone();
-    let ports = orderly_aws::deployment::ports(
-        store,
-        queue,
-        Arc::new(StreamOutbox::new(events_stream)),
-        Arc::new(PaymentSimulator::new(payment)),
-    );
+    let ports =
+        orderly_aws::deployment::ports(store, queue, Arc::new(PaymentSimulator::new(payment)));
     let notifier = d.notify_topic_arn.as_ref().map(|arn| {
         Arc::new(SnsNotifier::new(
             orderly_aws::aws_sdk_sns::Client::new(&sdk),
@@ -161,6 +159,7 @@ pub async fn open(
             d.event_bus.clone(),
         )),
         notifier,
+        outbox: Arc::new(StreamOutbox::new(events_stream)),
         orders_stream,
         keys,
     })

@@ -160,6 +160,7 @@ impl ServeConfig {
 pub fn build_worker(
     app: &Orderly,
     p: &ProcessingConfig,
+    outbox: Arc<dyn orderly_core::ports::EventOutbox>,
     bus: Arc<dyn EventBus>,
     notifier: Option<Arc<dyn Notifier>>,
 ) -> anyhow::Result<Worker> {
@@ -174,7 +175,7 @@ pub fn build_worker(
     cfg.consumers = p.consumers;
     cfg.visibility = p.visibility;
     cfg.redelivery_base = p.redelivery_base;
-    let worker = Worker::new(app.clone(), bus, notifier, cfg);
+    let worker = Worker::new(app.clone(), outbox, bus, notifier, cfg);
     // Webhooks run where the backend stores them (the embedded one); its bus feeds the
     // `webhooks` subscription (`local_routes`).
     if app.webhooks().is_some() {
@@ -252,6 +253,8 @@ pub struct Opened {
     pub keys: KeyService,
     bus: Arc<dyn EventBus>,
     notifier: Option<Arc<dyn Notifier>>,
+    /// Where the worker's relay reads recorded events from.
+    outbox: Arc<dyn orderly_core::ports::EventOutbox>,
     /// The embedded store, closed (its writer flushed) on shutdown.
     sqlite: Option<SqliteStore>,
     /// The orders table's stream, relayed to the orders queue while the worker runs.
@@ -299,6 +302,7 @@ pub async fn open_backend(cfg: &ServeConfig) -> anyhow::Result<Opened> {
                 keys,
                 bus,
                 notifier: None,
+                outbox: Arc::new(store.clone()),
                 sqlite: Some(store),
                 #[cfg(feature = "aws")]
                 orders_stream: None,
@@ -318,6 +322,7 @@ pub async fn open_backend(cfg: &ServeConfig) -> anyhow::Result<Opened> {
                 app: rt.app,
                 bus: rt.bus,
                 notifier: rt.notifier,
+                outbox: rt.outbox,
                 sqlite: None,
                 orders_stream: Some(rt.orders_stream),
             })
@@ -442,6 +447,7 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
         let worker = build_worker(
             &app,
             &cfg.processing,
+            opened.outbox.clone(),
             opened.bus.clone(),
             opened.notifier.clone(),
         )?

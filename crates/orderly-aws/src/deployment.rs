@@ -94,11 +94,10 @@ pub fn settings_from_vars(vars: &HashMap<String, String>) -> crate::AwsSettings 
 }
 
 /// The ports of an Orderly on a deployment: DynamoDB for everything stored, with the
-/// given queue, event outbox and payment gateway, and the system clock.
+/// given queue and payment gateway, and the system clock.
 pub fn ports(
     store: std::sync::Arc<crate::dynamo::DynamoStore>,
     queue: std::sync::Arc<dyn orderly_core::ports::Queue>,
-    outbox: std::sync::Arc<dyn orderly_core::ports::EventOutbox>,
     gateway: std::sync::Arc<dyn orderly_core::ports::PaymentGateway>,
 ) -> orderly_core::Ports {
     orderly_core::Ports {
@@ -111,7 +110,6 @@ pub fn ports(
         saga_log: store.clone(),
         notifications: store,
         queue,
-        outbox,
         clock: std::sync::Arc::new(orderly_core::ports::SystemClock),
         gateway,
     }

@@ -12,9 +12,9 @@ use crate::input::{CreateOrder, ListOrders};
 use crate::model::{Order, OrderItem, Page, Product, ProductSpec};
 use crate::money::{CURRENCY, Money};
 use crate::ports::{
-    Clock, EventOutbox, IdempotencyBegin, IdempotencyCompletion, IdempotencyStore, Inventory,
-    NewOrder, NotificationLog, OrderStore, PaymentGateway, PaymentLedger, Queue, Readiness,
-    Reservations, SagaLog, SeedMode, SeedOutcome, StoredResponse, Transition, TransitionOutcome,
+    Clock, IdempotencyBegin, IdempotencyCompletion, IdempotencyStore, Inventory, NewOrder,
+    NotificationLog, OrderStore, PaymentGateway, PaymentLedger, Queue, Readiness, Reservations,
+    SagaLog, SeedMode, SeedOutcome, StoredResponse, Transition, TransitionOutcome,
 };
 use crate::status::OrderStatus;
 use crate::types::{IdempotencyKey, OrderId, ProductId};
@@ -54,7 +54,6 @@ pub struct Ports {
     pub gateway: Arc<dyn PaymentGateway>,
     pub saga_log: Arc<dyn SagaLog>,
     pub queue: Arc<dyn Queue>,
-    pub outbox: Arc<dyn EventOutbox>,
     pub notifications: Arc<dyn NotificationLog>,
 }
 
@@ -74,7 +73,6 @@ impl Ports {
             + PaymentLedger
             + SagaLog
             + Queue
-            + EventOutbox
             + NotificationLog
             + 'static,
     {
@@ -87,7 +85,6 @@ impl Ports {
             payments: store.clone(),
             saga_log: store.clone(),
             queue: store.clone(),
-            outbox: store.clone(),
             notifications: store,
             clock,
             gateway,

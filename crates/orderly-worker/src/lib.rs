@@ -23,7 +23,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use orderly_core::events::{FULFILMENT, NOTIFICATIONS, WEBHOOKS};
-use orderly_core::ports::{DLQ_RETENTION_SECS, EventBus, Message, NackOutcome, Notifier, Queue};
+use orderly_core::ports::{
+    DLQ_RETENTION_SECS, EventBus, EventOutbox, Message, NackOutcome, Notifier, Queue,
+};
 use orderly_core::saga::SagaDef;
 use orderly_core::{DomainEvent, Orderly};
 use tokio::sync::watch;
@@ -72,6 +74,9 @@ impl WorkerConfig {
 #[derive(Clone)]
 pub struct Worker {
     app: Orderly,
+    /// Where the relay reads the recorded events from (the processing side only: no use
+    /// case reads the outbox, so it is not one of the application's ports).
+    outbox: Arc<dyn EventOutbox>,
     bus: Arc<dyn EventBus>,
     notifier: Arc<dyn Notifier>,
     cfg: Arc<WorkerConfig>,
@@ -95,12 +100,14 @@ type Failure = String;
 impl Worker {
     pub fn new(
         app: Orderly,
+        outbox: Arc<dyn EventOutbox>,
         bus: Arc<dyn EventBus>,
         notifier: Arc<dyn Notifier>,
         cfg: WorkerConfig,
     ) -> Worker {
         Worker {
             app,
+            outbox,
             bus,
             notifier,
             cfg: Arc::new(cfg),
@@ -342,7 +349,7 @@ impl Worker {
 
     /// Hands recorded events to the bus, in order, at least once.
     async fn relay(self, mut shutdown: watch::Receiver<bool>) {
-        let outbox = self.app.ports().outbox.clone();
+        let outbox = self.outbox.clone();
         loop {
             if *shutdown.borrow() {
                 return;

@@ -52,7 +52,7 @@ async fn start_with(notifier: Option<Arc<dyn Notifier>>) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
     let ports = Ports::from_store(
-        store,
+        store.clone(),
         Arc::new(SystemClock),
         Arc::new(PaymentSimulator::new(SimulatorConfig::default())),
     );
@@ -68,7 +68,7 @@ async fn start_with(notifier: Option<Arc<dyn Notifier>>) -> Env {
     let mail = Arc::new(Outbox::default());
     let bus = Arc::new(QueueBus::new(app.ports().queue.clone(), routes()));
     let sink: Arc<dyn Notifier> = notifier.unwrap_or_else(|| mail.clone());
-    let worker = Worker::new(app.clone(), bus, sink, cfg);
+    let worker = Worker::new(app.clone(), store, bus, sink, cfg);
     let mut env = Env {
         app,
         mail,
