@@ -70,6 +70,8 @@ build_default() {
   mkdir -p "$target/orderly-default"
   cp "$target/debug/orderly" "$target/orderly-default/orderly"
 }
+stage "layout: no import cycles between a crate's modules (scripts/module_cycles.py)" \
+  bash -c 'python3 scripts/module_cycles.py --self-test && python3 scripts/module_cycles.py'
 stage "build: the default orderly binary (cargo build -p orderly)" build_default
 stage "build: every test binary (cargo test --workspace --no-run)" cargo test --workspace --locked --no-run
 export ORDERLY_DEFAULT_BIN="$target/orderly-default/orderly"

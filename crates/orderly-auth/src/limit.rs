@@ -20,6 +20,15 @@
 //! its credential a fresh burst), so what stays is bounded by the number of credentials
 //! admitted within one refill period, which the global cap in turn bounds. The next sweep
 //! waits until the shard has doubled, so sweeping costs amortised O(1) per new credential.
+//!
+//! Why not `governor`, the ecosystem's keyed GCRA limiter: its keyed and direct limiters
+//! each take their cell when checked and offer no way to give one back, so a request the
+//! global cap refuses would still have spent its credential's token (and the reverse); here
+//! the two buckets are one decision. The failed-authentication limit needs a check that
+//! takes nothing ([`RateLimiter::peek`]: refuse an address already over its limit before
+//! verifying anything, charge it only when verification fails), which governor has no call
+//! for. Its keyed store also grows until `retain_recent` is called from outside, where this
+//! map bounds itself as it goes, and it reads its own clock, where time here is passed in.
 
 use std::collections::HashMap;
 use std::fmt;

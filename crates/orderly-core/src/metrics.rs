@@ -220,6 +220,22 @@ pub fn initial_series() -> Vec<(Metric, Vec<(&'static str, &'static str)>)> {
     out
 }
 
+/// Counts an order that just reached a terminal status and how long its saga took (from
+/// creation to this status).
+pub(crate) fn record_terminal(
+    order: &crate::model::Order,
+    counter: &'static str,
+    outcome: &'static str,
+) {
+    metrics::counter!(counter).increment(1);
+    let ms = order
+        .updated_at
+        .millis()
+        .saturating_sub(order.created_at.millis())
+        .max(0);
+    metrics::histogram!(SAGA_DURATION, "outcome" => outcome).record(ms as f64 / 1000.0);
+}
+
 #[cfg(test)]
 mod tests {
     use super::{CATALOGUE, Kind, initial_series};

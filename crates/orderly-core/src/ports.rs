@@ -638,6 +638,3 @@ pub trait ApiKeys: Send + Sync {
     /// first revocation time and answers `true`.
     async fn revoke_key(&self, id: &str, at: Timestamp) -> Result<bool, StoreError>;
 }
-
-/// Webhook endpoints and their delivery log (defined with the rest of webhooks).
-pub use crate::webhooks::Webhooks;

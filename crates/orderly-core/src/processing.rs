@@ -214,7 +214,7 @@ impl Orderly {
                 t.step = step;
                 match p.orders.transition(t).await? {
                     TransitionOutcome::Applied(o) => {
-                        record_terminal(&o, m::ORDERS_FAILED, m::outcome::FAILED);
+                        m::record_terminal(&o, m::ORDERS_FAILED, m::outcome::FAILED);
                         tracing::info!(order_id = %id, reason, "order failed");
                         Ok(given)
                     }
@@ -329,7 +329,7 @@ impl Orderly {
         for (id, out) in ids.iter().zip(outs) {
             match out {
                 TransitionOutcome::Applied(o) => {
-                    record_terminal(&o, m::ORDERS_FULFILLED, m::outcome::FULFILLED);
+                    m::record_terminal(&o, m::ORDERS_FULFILLED, m::outcome::FULFILLED);
                     tracing::info!(order_id = %id, tracking_id = ?o.tracking_id, "order fulfilled")
                 }
                 TransitionOutcome::Stale(o) => {
@@ -527,18 +527,46 @@ impl Orderly {
     }
 }
 
-/// Counts an order that just reached a terminal status and how long its saga took (from
-/// creation to this status).
-pub(crate) fn record_terminal(
-    order: &crate::model::Order,
-    counter: &'static str,
-    outcome: &'static str,
-) {
-    metrics::counter!(counter).increment(1);
-    let ms = order
-        .updated_at
-        .millis()
-        .saturating_sub(order.created_at.millis())
-        .max(0);
-    metrics::histogram!(m::SAGA_DURATION, "outcome" => outcome).record(ms as f64 / 1000.0);
+impl Orderly {
+    /// Schedules one delivery of `event` to every active endpoint whose filter matches it
+    /// (at most once per endpoint and event, however often the event comes); answers how
+    /// many deliveries were new. Without a webhook store, does nothing.
+    pub async fn fan_out_webhook(&self, event: &DomainEvent) -> Result<usize, StoreError> {
+        let Some(store) = self.webhooks() else {
+            return Ok(0);
+        };
+        let now = self.ports().clock.now();
+        let envelope = serde_json::to_value(event)
+            .map_err(|e| StoreError::Backend(format!("cannot serialize an event: {e}")))?;
+        let mut scheduled = 0;
+        for ep in store.list_endpoints().await? {
+            if !ep.active || !ep.events.matches(event.detail_type) {
+                continue;
+            }
+            let id = crate::webhooks::delivery_id(ep.id, event.id);
+            let message = crate::webhooks::DeliveryMessage {
+                delivery_id: id,
+                endpoint_id: ep.id,
+                attempt: 1,
+                event: envelope.clone(),
+            };
+            let delivery = crate::webhooks::ScheduledDelivery {
+                delivery_id: id,
+                endpoint_id: ep.id,
+                event_id: event.id,
+                at: now,
+            };
+            if store
+                .schedule_delivery(
+                    &delivery,
+                    crate::webhooks::DELIVERY_QUEUE,
+                    &message.to_json(),
+                )
+                .await?
+            {
+                scheduled += 1;
+            }
+        }
+        Ok(scheduled)
+    }
 }

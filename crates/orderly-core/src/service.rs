@@ -153,6 +153,12 @@ impl Orderly {
         self.webhooks.as_ref()
     }
 
+    /// The webhook admin use cases, when this backend stores webhooks.
+    pub fn webhook_admin(&self) -> Option<crate::webhooks::WebhookAdmin> {
+        self.webhooks()
+            .map(|w| crate::webhooks::WebhookAdmin::new(w.clone(), self.ports().clock.clone()))
+    }
+
     pub fn ports(&self) -> &Ports {
         &self.ports
     }
@@ -366,7 +372,7 @@ impl Orderly {
                     };
                     match self.ports.orders.transition(t).await? {
                         TransitionOutcome::Applied(o) => {
-                            crate::processing::record_terminal(
+                            crate::metrics::record_terminal(
                                 &o,
                                 crate::metrics::ORDERS_CANCELLED,
                                 crate::metrics::outcome::CANCELLED,

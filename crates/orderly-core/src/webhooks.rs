@@ -29,10 +29,9 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::error::{Error, StoreError};
-use crate::events::{DomainEvent, EventType};
+use crate::events::EventType;
 use crate::model::Timestamp;
 use crate::ports::Clock;
-use crate::service::Orderly;
 
 /// The queue each delivery attempt's message waits on (separate from the `webhooks`
 /// event subscription that fans events out into it).
@@ -619,52 +618,6 @@ impl DeliveryMessage {
             attempt,
             event,
         })
-    }
-}
-
-impl Orderly {
-    /// The webhook admin use cases, when this backend stores webhooks.
-    pub fn webhook_admin(&self) -> Option<WebhookAdmin> {
-        self.webhooks()
-            .map(|w| WebhookAdmin::new(w.clone(), self.ports().clock.clone()))
-    }
-
-    /// Schedules one delivery of `event` to every active endpoint whose filter matches it
-    /// (at most once per endpoint and event, however often the event comes); answers how
-    /// many deliveries were new. Without a webhook store, does nothing.
-    pub async fn fan_out_webhook(&self, event: &DomainEvent) -> Result<usize, StoreError> {
-        let Some(store) = self.webhooks() else {
-            return Ok(0);
-        };
-        let now = self.ports().clock.now();
-        let envelope = serde_json::to_value(event)
-            .map_err(|e| StoreError::Backend(format!("cannot serialize an event: {e}")))?;
-        let mut scheduled = 0;
-        for ep in store.list_endpoints().await? {
-            if !ep.active || !ep.events.matches(event.detail_type) {
-                continue;
-            }
-            let id = delivery_id(ep.id, event.id);
-            let message = DeliveryMessage {
-                delivery_id: id,
-                endpoint_id: ep.id,
-                attempt: 1,
-                event: envelope.clone(),
-            };
-            let delivery = ScheduledDelivery {
-                delivery_id: id,
-                endpoint_id: ep.id,
-                event_id: event.id,
-                at: now,
-            };
-            if store
-                .schedule_delivery(&delivery, DELIVERY_QUEUE, &message.to_json())
-                .await?
-            {
-                scheduled += 1;
-            }
-        }
-        Ok(scheduled)
     }
 }
 

@@ -15,6 +15,7 @@ mod extract;
 mod hardening;
 pub mod openapi;
 pub mod ops;
+pub mod schemas;
 pub mod server;
 mod webhooks;
 
@@ -282,11 +283,11 @@ fn ensure_visible(caller: &Principal, order_user: &UserId, id: OrderId) -> ApiRe
                     stored answer to an earlier request with the same `Idempotency-Key`; \
                     absent otherwise."),
             )),
-        (status = 400, response = openapi::BadRequest),
-        (status = 409, response = openapi::Conflict),
-        (status = 413, response = openapi::PayloadTooLarge),
-        (status = 415, response = openapi::UnsupportedMediaType),
-        (status = 422, response = openapi::Unprocessable),
+        (status = 400, response = schemas::BadRequest),
+        (status = 409, response = schemas::Conflict),
+        (status = 413, response = schemas::PayloadTooLarge),
+        (status = 415, response = schemas::UnsupportedMediaType),
+        (status = 422, response = schemas::Unprocessable),
     ),
 )]
 async fn create_order(
@@ -336,8 +337,8 @@ async fn create_order(
     params(("orderId" = orderly_core::OrderId, Path, description = "The order's id (a UUID).")),
     responses(
         (status = 200, description = "The order.", body = orderly_core::Order),
-        (status = 400, response = openapi::BadRequest),
-        (status = 404, response = openapi::NotFound),
+        (status = 400, response = schemas::BadRequest),
+        (status = 404, response = schemas::NotFound),
     ),
 )]
 async fn get_order(
@@ -372,7 +373,7 @@ async fn get_order(
     responses(
         (status = 200, description = "One page; `nextCursor` is null on the last page.",
             body = ref("#/components/schemas/OrderPage")),
-        (status = 400, response = openapi::BadRequest),
+        (status = 400, response = schemas::BadRequest),
     ),
 )]
 async fn list_orders(
@@ -412,9 +413,9 @@ async fn list_orders(
     params(("orderId" = orderly_core::OrderId, Path, description = "The order's id (a UUID).")),
     responses(
         (status = 200, description = "The order, now `CANCELLED`.", body = orderly_core::Order),
-        (status = 400, response = openapi::BadRequest),
-        (status = 404, response = openapi::NotFound),
-        (status = 409, response = openapi::Conflict),
+        (status = 400, response = schemas::BadRequest),
+        (status = 404, response = schemas::NotFound),
+        (status = 409, response = schemas::Conflict),
     ),
 )]
 async fn cancel_order(
@@ -441,9 +442,9 @@ async fn cancel_order(
         own orders' timelines (another customer's order is 404).",
     params(("orderId" = orderly_core::OrderId, Path, description = "The order's id (a UUID).")),
     responses(
-        (status = 200, description = "The events.", body = openapi::OrderEvents),
-        (status = 400, response = openapi::BadRequest),
-        (status = 404, response = openapi::NotFound),
+        (status = 200, description = "The events.", body = schemas::OrderEvents),
+        (status = 400, response = schemas::BadRequest),
+        (status = 404, response = schemas::NotFound),
     ),
 )]
 async fn order_events(
@@ -467,7 +468,7 @@ async fn order_events(
     operation_id = "listProducts",
     summary = "The catalogue",
     description = "Every product with its price and available stock. Customers and admins.",
-    responses((status = 200, description = "The products.", body = openapi::ProductList)),
+    responses((status = 200, description = "The products.", body = schemas::ProductList)),
 )]
 async fn list_products(State(state): State<AppState>) -> ApiResult<impl IntoResponse> {
     Ok(axum::Json(json!({ "items": state.app.products().await? })))
@@ -483,8 +484,8 @@ async fn list_products(State(state): State<AppState>) -> ApiResult<impl IntoResp
     params(("productId" = orderly_core::ProductId, Path, description = "The product's id.")),
     responses(
         (status = 200, description = "The product.", body = orderly_core::Product),
-        (status = 400, response = openapi::BadRequest),
-        (status = 404, response = openapi::NotFound),
+        (status = 400, response = schemas::BadRequest),
+        (status = 404, response = schemas::NotFound),
     ),
 )]
 async fn get_product(
@@ -508,9 +509,9 @@ async fn get_product(
     responses(
         (status = 200, description = "Replaced.", body = orderly_core::Product),
         (status = 201, description = "Created.", body = orderly_core::Product),
-        (status = 400, response = openapi::BadRequest),
-        (status = 413, response = openapi::PayloadTooLarge),
-        (status = 415, response = openapi::UnsupportedMediaType),
+        (status = 400, response = schemas::BadRequest),
+        (status = 413, response = schemas::PayloadTooLarge),
+        (status = 415, response = schemas::UnsupportedMediaType),
     ),
 )]
 async fn put_product(
@@ -540,8 +541,8 @@ async fn put_product(
     params(("limit" = Option<u32>, Query, minimum = 1, maximum = 1000,
         description = "At most this many, 1 to 1000 (default 100).")),
     responses(
-        (status = 200, description = "The dead letters.", body = openapi::DeadLetterList),
-        (status = 400, response = openapi::BadRequest),
+        (status = 200, description = "The dead letters.", body = schemas::DeadLetterList),
+        (status = 400, response = schemas::BadRequest),
     ),
 )]
 async fn list_dead_letters(
@@ -568,10 +569,10 @@ async fn list_dead_letters(
         customer gets 403.",
     request_body(content = Option<orderly_core::openapi::ReplayRequest>, content_type = "application/json"),
     responses(
-        (status = 200, description = "The ids moved.", body = openapi::ReplayResult),
-        (status = 400, response = openapi::BadRequest),
-        (status = 413, response = openapi::PayloadTooLarge),
-        (status = 415, response = openapi::UnsupportedMediaType),
+        (status = 200, description = "The ids moved.", body = schemas::ReplayResult),
+        (status = 400, response = schemas::BadRequest),
+        (status = 413, response = schemas::PayloadTooLarge),
+        (status = 415, response = schemas::UnsupportedMediaType),
     ),
 )]
 async fn replay_dead_letters(
@@ -636,7 +637,7 @@ async fn replay_dead_letters(
     operation_id = "health",
     summary = "Liveness",
     description = "Answers while the process runs. Public.",
-    responses((status = 200, description = "Alive.", body = openapi::Health)),
+    responses((status = 200, description = "Alive.", body = schemas::Health)),
 )]
 async fn health() -> impl IntoResponse {
     axum::Json(json!({ "status": "ok" }))
@@ -651,7 +652,7 @@ async fn health() -> impl IntoResponse {
     description = "Ready when the store is reachable and migrated and the server has room for \
         more work (503 `overloaded` otherwise). Public.",
     responses(
-        (status = 200, description = "Ready.", body = openapi::Readiness),
+        (status = 200, description = "Ready.", body = schemas::Readiness),
         (status = 503, description = "Not ready (`not_ready`), or overloaded (`overloaded`: \
             every place for a request in flight, or every connection, is taken).", body = error::Body),
     ),

@@ -66,7 +66,7 @@ fn not_here(what: &str) -> ApiError {
     responses(
         (status = 200, description = "Prometheus text exposition format 0.0.4.",
             content_type = "text/plain", body = String),
-        (status = 404, response = crate::openapi::NotFound),
+        (status = 404, response = crate::schemas::NotFound),
     ),
 )]
 pub async fn metrics_endpoint(
@@ -92,8 +92,8 @@ pub async fn metrics_endpoint(
     description = "The in-process alarms: DLQ depth, saga failure rate and 5xx rate over \
         their window, each OK, ALARM or INSUFFICIENT_DATA.",
     responses(
-        (status = 200, description = "Every alarm.", body = crate::openapi::AlarmList),
-        (status = 404, response = crate::openapi::NotFound),
+        (status = 200, description = "Every alarm.", body = crate::schemas::AlarmList),
+        (status = 404, response = crate::schemas::NotFound),
     ),
 )]
 pub async fn alarms_endpoint(

@@ -14,7 +14,7 @@ use serde_json::json;
 use utoipa::ToSchema;
 
 use crate::extract::JsonBody;
-use crate::{Admin, ApiError, ApiResult, AppState, openapi};
+use crate::{Admin, ApiError, ApiResult, AppState, schemas};
 
 /// `GET /admin/webhooks`: every endpoint, oldest first (never their secrets).
 #[derive(Debug, Serialize, ToSchema)]
@@ -117,11 +117,11 @@ fn webhook_id(raw: &str) -> ApiResult<uuid::Uuid> {
         (status = 201, description = "Registered: the endpoint with its secret (shown once).",
             body = CreatedWebhook,
             headers(("Location" = String, description = "`/admin/webhooks/{webhookId}`."))),
-        (status = 400, response = openapi::BadRequest),
-        (status = 409, response = openapi::Conflict),
-        (status = 413, response = openapi::PayloadTooLarge),
-        (status = 415, response = openapi::UnsupportedMediaType),
-        (status = 501, response = openapi::NotImplemented),
+        (status = 400, response = schemas::BadRequest),
+        (status = 409, response = schemas::Conflict),
+        (status = 413, response = schemas::PayloadTooLarge),
+        (status = 415, response = schemas::UnsupportedMediaType),
+        (status = 501, response = schemas::NotImplemented),
     ),
 )]
 pub(crate) async fn create_webhook(
@@ -149,7 +149,7 @@ pub(crate) async fn create_webhook(
     description = "Every registered endpoint, oldest first, without secrets. Admins only.",
     responses(
         (status = 200, description = "The endpoints.", body = WebhookList),
-        (status = 501, response = openapi::NotImplemented),
+        (status = 501, response = schemas::NotImplemented),
     ),
 )]
 pub(crate) async fn list_webhooks(
@@ -170,9 +170,9 @@ pub(crate) async fn list_webhooks(
     params(("webhookId" = uuid::Uuid, Path, description = "The endpoint's id (a UUID).")),
     responses(
         (status = 200, description = "The endpoint.", body = WebhookEndpoint),
-        (status = 400, response = openapi::BadRequest),
-        (status = 404, response = openapi::NotFound),
-        (status = 501, response = openapi::NotImplemented),
+        (status = 400, response = schemas::BadRequest),
+        (status = 404, response = schemas::NotFound),
+        (status = 501, response = schemas::NotImplemented),
     ),
 )]
 pub(crate) async fn get_webhook(
@@ -196,11 +196,11 @@ pub(crate) async fn get_webhook(
     request_body(content = WebhookPatch, content_type = "application/json"),
     responses(
         (status = 200, description = "The endpoint as it is now.", body = WebhookEndpoint),
-        (status = 400, response = openapi::BadRequest),
-        (status = 404, response = openapi::NotFound),
-        (status = 413, response = openapi::PayloadTooLarge),
-        (status = 415, response = openapi::UnsupportedMediaType),
-        (status = 501, response = openapi::NotImplemented),
+        (status = 400, response = schemas::BadRequest),
+        (status = 404, response = schemas::NotFound),
+        (status = 413, response = schemas::PayloadTooLarge),
+        (status = 415, response = schemas::UnsupportedMediaType),
+        (status = 501, response = schemas::NotImplemented),
     ),
 )]
 pub(crate) async fn update_webhook(
@@ -226,9 +226,9 @@ pub(crate) async fn update_webhook(
     params(("webhookId" = uuid::Uuid, Path, description = "The endpoint's id (a UUID).")),
     responses(
         (status = 204, description = "Deleted."),
-        (status = 400, response = openapi::BadRequest),
-        (status = 404, response = openapi::NotFound),
-        (status = 501, response = openapi::NotImplemented),
+        (status = 400, response = schemas::BadRequest),
+        (status = 404, response = schemas::NotFound),
+        (status = 501, response = schemas::NotImplemented),
     ),
 )]
 pub(crate) async fn delete_webhook(
@@ -258,9 +258,9 @@ pub(crate) async fn delete_webhook(
     ),
     responses(
         (status = 200, description = "The attempts.", body = DeliveryAttemptList),
-        (status = 400, response = openapi::BadRequest),
-        (status = 404, response = openapi::NotFound),
-        (status = 501, response = openapi::NotImplemented),
+        (status = 400, response = schemas::BadRequest),
+        (status = 404, response = schemas::NotFound),
+        (status = 501, response = schemas::NotImplemented),
     ),
 )]
 pub(crate) async fn list_deliveries(

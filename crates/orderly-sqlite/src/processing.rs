@@ -16,7 +16,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::db::store_err;
 use crate::store::{
-    EVENT_COLS, SqliteStore, corrupt, enqueue, event_from_row, insert_event, money, ts,
+    EVENT_COLS, SqliteStore, corrupt, enqueue, event_from_row, insert_event, money, put_step, ts,
 };
 
 fn millis(d: Duration) -> i64 {
@@ -785,35 +785,6 @@ impl SagaLog for SqliteStore {
             .write(move |c| put_step(c, order_id, Some(&record)))
             .await
     }
-}
-
-/// Records (or overwrites) a saga step, inside the caller's write.
-pub(crate) fn put_step(
-    c: &Connection,
-    order_id: OrderId,
-    record: Option<&StepRecord>,
-) -> Result<(), StoreError> {
-    let Some(record) = record else {
-        return Ok(());
-    };
-    c.prepare_cached(
-        "INSERT INTO saga_steps (order_id, action, succeeded, attempts, detail, at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-         ON CONFLICT (order_id, action) DO UPDATE SET succeeded = excluded.succeeded,
-            attempts = excluded.attempts, detail = excluded.detail, at = excluded.at",
-    )
-    .and_then(|mut st| {
-        st.execute(params![
-            order_id.to_string(),
-            record.action.as_str(),
-            i64::from(record.succeeded),
-            i64::from(record.attempts),
-            record.detail,
-            record.at.millis()
-        ])
-    })
-    .map(|_| ())
-    .map_err(store_err)
 }
 
 #[async_trait]

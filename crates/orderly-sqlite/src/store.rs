@@ -19,7 +19,6 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 
 use crate::cache::{Cached, Generations, Kind};
 use crate::db::{Db, Durability, store_err};
-use crate::processing::put_step;
 use crate::schema;
 
 pub use orderly_core::ports::ORDERS_QUEUE;
@@ -923,4 +922,33 @@ fn apply_transition(c: &Connection, t: &Transition) -> Result<TransitionOutcome,
             Ok(TransitionOutcome::Stale(o))
         }
     }
+}
+
+/// Records (or overwrites) a saga step, inside the caller's write.
+pub(crate) fn put_step(
+    c: &Connection,
+    order_id: OrderId,
+    record: Option<&StepRecord>,
+) -> Result<(), StoreError> {
+    let Some(record) = record else {
+        return Ok(());
+    };
+    c.prepare_cached(
+        "INSERT INTO saga_steps (order_id, action, succeeded, attempts, detail, at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (order_id, action) DO UPDATE SET succeeded = excluded.succeeded,
+            attempts = excluded.attempts, detail = excluded.detail, at = excluded.at",
+    )
+    .and_then(|mut st| {
+        st.execute(params![
+            order_id.to_string(),
+            record.action.as_str(),
+            i64::from(record.succeeded),
+            i64::from(record.attempts),
+            record.detail,
+            record.at.millis()
+        ])
+    })
+    .map(|_| ())
+    .map_err(store_err)
 }
