@@ -274,7 +274,7 @@ fn ensure_visible(caller: &Principal, order_user: &UserId, id: OrderId) -> ApiRe
             description = "1 to 255 visible ASCII characters, optionally as a quoted \
             structured-field string (`\"abc\"`). Remembered for 24 hours."),
     ),
-    request_body(content = orderly_core::openapi::CreateOrderRequest, content_type = "application/json"),
+    request_body(content = schemas::CreateOrderRequest, content_type = "application/json"),
     responses(
         (status = 201, description = "Accepted (or replayed): the order as stored.", body = orderly_core::Order,
             headers(
@@ -505,7 +505,7 @@ async fn get_product(
     description = "Sets the product's name, price, stock and category; 201 when it is new, 200 \
         when it replaced an existing one. Admins only: a customer gets 403.",
     params(("productId" = orderly_core::ProductId, Path, description = "The product's id.")),
-    request_body(content = orderly_core::openapi::ProductRequest, content_type = "application/json"),
+    request_body(content = schemas::ProductRequest, content_type = "application/json"),
     responses(
         (status = 200, description = "Replaced.", body = orderly_core::Product),
         (status = 201, description = "Created.", body = orderly_core::Product),
@@ -567,7 +567,7 @@ async fn list_dead_letters(
         them (no body, `{}` or `{\"ids\": null}`), or those named in `ids` (unknown ids are \
         skipped). Replaying an order that is already finished does nothing. Admins only: a \
         customer gets 403.",
-    request_body(content = Option<orderly_core::openapi::ReplayRequest>, content_type = "application/json"),
+    request_body(content = Option<schemas::ReplayRequest>, content_type = "application/json"),
     responses(
         (status = 200, description = "The ids moved.", body = schemas::ReplayResult),
         (status = 400, response = schemas::BadRequest),

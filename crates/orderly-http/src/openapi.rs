@@ -13,7 +13,6 @@ use axum::http::{HeaderValue, header};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine;
-use orderly_core::openapi::{CreateOrderRequest, OrderLineRequest, ProductRequest, ReplayRequest};
 use orderly_core::ports::DeadLetter;
 use orderly_core::webhooks::{CreatedWebhook, DeliveryAttempt, DeliveryOutcome, WebhookEndpoint};
 use orderly_core::{
