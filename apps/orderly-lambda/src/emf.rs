@@ -6,6 +6,14 @@
 //! One document per metric and label set: the labels become the dimensions. Counters are
 //! summed, gauges keep their last value, histogram values are listed (at most 100 per
 //! document, as EMF allows).
+//!
+//! Why not `metrics_cloudwatch_embedded`, the `metrics` recorder for EMF: its histograms
+//! hold at most 100 values between two flushes (a bounded channel) and drop the rest with an
+//! error log, where a batch handler here records one value per message and every value must
+//! reach CloudWatch (this recorder writes them all, 100 to a document); and it installs
+//! itself as the process's one global recorder (its own tests run each in a forked
+//! process), where this one also works as a local recorder, so the test below checks the
+//! documents in-process. What is left here is small: the cells, the drain and the document.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
