@@ -29,7 +29,6 @@ pub mod worker;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use orderly_auth::{Principal, Role};
 use orderly_aws::deployment::{Deployment, settings_from_vars};
 use orderly_aws::dynamo::DynamoStore;
@@ -38,7 +37,7 @@ use orderly_aws::sfn::SagaStarter;
 use orderly_aws::sns::SnsNotifier;
 use orderly_aws::sqs::SqsQueue;
 use orderly_core::payment::{PaymentSimulator, SimulatorConfig};
-use orderly_core::ports::{EventBus, Notification, Notifier, NotifyError};
+use orderly_core::ports::{EventBus, Notifier};
 use orderly_core::saga::{SagaDef, SagaSettings};
 use orderly_core::{Money, Orderly, Settings};
 use serde_json::Value;
@@ -144,22 +143,6 @@ impl Tunables {
     }
 }
 
-/// Customer notifications when no SNS topic is configured: written to the log.
-#[derive(Debug, Clone, Copy)]
-pub struct LogNotifier;
-
-#[async_trait]
-impl Notifier for LogNotifier {
-    fn transport(&self) -> &'static str {
-        "log"
-    }
-
-    async fn send(&self, n: &Notification) -> Result<(), NotifyError> {
-        tracing::info!(order_id = %n.order_id, subject = %n.subject, "notification (no SNS topic configured)");
-        Ok(())
-    }
-}
-
 impl Lambda {
     /// Wires the adapters every function uses (DynamoDB, SQS) for a deployment. The
     /// clients only some functions call are added by those functions' bootstraps
@@ -184,7 +167,7 @@ impl Lambda {
             saga: SagaDef::orders(t.saga),
             http: t.http,
             deployment,
-            notifier: Arc::new(LogNotifier),
+            notifier: Arc::new(orderly_core::ports::LogNotifier),
             starter: None,
         }
     }

@@ -596,6 +596,23 @@ pub trait Notifier: Send + Sync {
     async fn send(&self, n: &Notification) -> Result<(), NotifyError>;
 }
 
+/// The notifier when no mail server or topic is configured: each notification goes to the
+/// log (both runtimes fall back to it).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct LogNotifier;
+
+#[async_trait]
+impl Notifier for LogNotifier {
+    fn transport(&self) -> &'static str {
+        "log"
+    }
+
+    async fn send(&self, n: &Notification) -> Result<(), NotifyError> {
+        tracing::info!(order_id = %n.order_id, subject = %n.subject, "notification (no mail server or topic configured)");
+        Ok(())
+    }
+}
+
 /// Which notifications went out, so a redelivered event sends no second mail.
 #[async_trait]
 pub trait NotificationLog: Send + Sync {

@@ -5,21 +5,8 @@ use lettre::message::{Mailbox, header::ContentType};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use orderly_core::ports::{Notification, Notifier, NotifyError};
 
-/// Writes each notification to the log (the default when no SMTP server is configured).
-#[derive(Debug, Default, Clone, Copy)]
-pub struct LogNotifier;
-
-#[async_trait]
-impl Notifier for LogNotifier {
-    fn transport(&self) -> &'static str {
-        "log"
-    }
-
-    async fn send(&self, n: &Notification) -> Result<(), NotifyError> {
-        tracing::info!(order_id = %n.order_id, to = %n.to, subject = %n.subject, "notification");
-        Ok(())
-    }
-}
+/// The log notifier (the default when no SMTP server is configured) is core's.
+pub use orderly_core::ports::LogNotifier;
 
 /// Sends mail through an SMTP server.
 #[derive(Debug, Clone)]
