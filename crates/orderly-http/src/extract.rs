@@ -40,33 +40,35 @@ fn check_json_type(req: &Request) -> Result<(), ApiError> {
     Ok(())
 }
 
-/// The whole body, or 413 (as an [`ApiError`]) when it is larger than `limit`.
-async fn read_limited(req: Request, limit: usize) -> Result<Bytes, ApiError> {
-    let declared = req
-        .headers()
+/// The whole body, or 413 (as an [`ApiError`]) when it is larger than `limit` (checked on
+/// the declared length first, then as it arrives); 400 when it cannot be read.
+pub(crate) async fn read_limited(
+    headers: &axum::http::HeaderMap,
+    body: axum::body::Body,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
+    let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+        .and_then(|v| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(ApiError::PayloadTooLarge { limit });
     }
-    axum::body::to_bytes(req.into_body(), limit)
-        .await
-        .map_err(|e| {
-            let inner = e.into_inner();
-            if inner
-                .downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some()
-            {
-                ApiError::PayloadTooLarge { limit }
-            } else {
-                ApiError::BadRequest {
-                    code: "bad_body",
-                    message: format!("the request body could not be read: {inner}"),
-                    details: vec![],
-                }
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let inner = e.into_inner();
+        if inner
+            .downcast_ref::<http_body_util::LengthLimitError>()
+            .is_some()
+        {
+            ApiError::PayloadTooLarge { limit }
+        } else {
+            ApiError::BadRequest {
+                code: "bad_body",
+                message: format!("the request body could not be read: {inner}"),
+                details: vec![],
             }
-        })
+        }
+    })
 }
 
 /// The raw bytes of an optional JSON body (the handler parses them): none or only white
@@ -80,7 +82,8 @@ impl FromRequest<AppState> for OptionalJsonBytes {
 
     async fn from_request(req: Request, state: &AppState) -> Result<OptionalJsonBytes, ApiError> {
         let typed = check_json_type(&req);
-        let bytes = read_limited(req, state.config.max_body_bytes).await?;
+        let (parts, body) = req.into_parts();
+        let bytes = read_limited(&parts.headers, body, state.config.max_body_bytes).await?;
         if !bytes.iter().all(u8::is_ascii_whitespace) {
             typed?;
         }
@@ -91,7 +94,8 @@ impl FromRequest<AppState> for OptionalJsonBytes {
 /// The JSON body's bytes, parsed: 415, 413 and 400 as for [`JsonBody`].
 async fn read_json(req: Request, state: &AppState) -> Result<(Bytes, Value), ApiError> {
     check_json_type(&req)?;
-    let bytes = read_limited(req, state.config.max_body_bytes).await?;
+    let (parts, body) = req.into_parts();
+    let bytes = read_limited(&parts.headers, body, state.config.max_body_bytes).await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::bad_field("body", "is empty; send a JSON object"));
     }
@@ -124,7 +128,17 @@ impl FromRequest<AppState> for AmountsBody {
 
     async fn from_request(req: Request, state: &AppState) -> Result<AmountsBody, ApiError> {
         let (bytes, value) = read_json(req, state).await?;
-        Ok(AmountsBody(value, NumberTexts::of(&bytes)))
+        // The text is needed only where a top-level field is a number (most orders carry no
+        // `totalAmount`): no second pass over the body otherwise.
+        let has_number = value
+            .as_object()
+            .is_some_and(|o| o.values().any(Value::is_number));
+        let numbers = if has_number {
+            NumberTexts::of(&bytes)
+        } else {
+            NumberTexts::default()
+        };
+        Ok(AmountsBody(value, numbers))
     }
 }
 

@@ -151,17 +151,7 @@ impl Gate {
     /// so that the handler never waits on the client.
     pub async fn read_body(&self, req: Request) -> Result<Request, ApiError> {
         let (parts, body) = req.into_parts();
-        let declared = parts
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        if declared.is_some_and(|n| n > self.max_body_bytes as u64) {
-            return Err(ApiError::PayloadTooLarge {
-                limit: self.max_body_bytes,
-            });
-        }
-        let read = axum::body::to_bytes(body, self.max_body_bytes);
+        let read = crate::extract::read_limited(&parts.headers, body, self.max_body_bytes);
         match tokio::time::timeout(self.body_timeout, read).await {
             Err(_) => Err(ApiError::RequestTimeout {
                 message: format!(
@@ -169,24 +159,7 @@ impl Gate {
                     self.body_timeout.as_secs_f64()
                 ),
             }),
-            Ok(Err(e)) => {
-                let inner = e.into_inner();
-                if inner
-                    .downcast_ref::<http_body_util::LengthLimitError>()
-                    .is_some()
-                {
-                    Err(ApiError::PayloadTooLarge {
-                        limit: self.max_body_bytes,
-                    })
-                } else {
-                    Err(ApiError::BadRequest {
-                        code: "bad_body",
-                        message: format!("the request body could not be read: {inner}"),
-                        details: vec![],
-                    })
-                }
-            }
-            Ok(Ok(bytes)) => Ok(Request::from_parts(parts, axum::body::Body::from(bytes))),
+            Ok(read) => Ok(Request::from_parts(parts, axum::body::Body::from(read?))),
         }
     }
 

@@ -221,6 +221,11 @@ async fn status_of(s: &mut TcpStream, limit: Duration) -> Option<u16> {
     head.strip_prefix("HTTP/1.1 ")?.get(..3)?.parse().ok()
 }
 
+/// GET `url` and its body as JSON.
+async fn get_json(c: &reqwest::Client, url: impl reqwest::IntoUrl) -> Value {
+    c.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 async fn timed_get(c: &reqwest::Client, url: &str) -> (u16, Duration) {
     let started = Instant::now();
     let status = c.get(url).send().await.unwrap().status().as_u16();
@@ -496,14 +501,7 @@ async fn all_terminal(
     while !pending.is_empty() {
         let mut still = Vec::new();
         for id in pending {
-            let v: Value = c
-                .get(format!("{base}/orders/{id}"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let v: Value = get_json(c, format!("{base}/orders/{id}")).await;
             let status = v["status"].as_str().unwrap_or_default().to_owned();
             if !["FULFILLED", "FAILED", "CANCELLED"].contains(&status.as_str()) {
                 still.push(format!("{id} {status} updated {}", v["updatedAt"]));
@@ -578,14 +576,7 @@ async fn sigterm_under_load_answers_what_it_read_and_hands_back_what_it_held() {
     )
     .await;
     // Nothing handed back was taken so often that it was dead-lettered.
-    let dlq: Value = c
-        .get(format!("{base}/admin/dlq"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let dlq: Value = get_json(&c, format!("{base}/admin/dlq")).await;
     assert_eq!(dlq["items"].as_array().map(Vec::len), Some(0), "{dlq}");
     eprintln!(
         "SIGTERM: exit in {took:?}; {} answered, {} unanswered; {} orders terminal {:?} after the restart",
@@ -684,14 +675,7 @@ async fn amounts_are_read_from_their_digits() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(dir.path(), &[], None);
     let c = client(&server.admin_key(), Duration::from_secs(5));
-    let product: Value = c
-        .get(server.url("/products/PROD-001"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let product: Value = get_json(&c, server.url("/products/PROD-001")).await;
     let price = product["price"].as_f64().unwrap();
     let exact = format!("{price:.2}");
     let post = |total: String| {
@@ -788,14 +772,8 @@ async fn by_default_webhooks_into_the_servers_own_network_are_refused() {
     for (url, id) in &ids {
         let started = Instant::now();
         loop {
-            let v: Value = c
-                .get(server.url(&format!("/admin/webhooks/{id}/deliveries")))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let v: Value =
+                get_json(&c, server.url(&format!("/admin/webhooks/{id}/deliveries"))).await;
             let items = v["items"].as_array().cloned().unwrap_or_default();
             if let Some(a) = items.first() {
                 let error = a["error"].as_str().unwrap_or_default();
