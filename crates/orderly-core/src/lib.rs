@@ -7,8 +7,9 @@
 //!   [`money`]): order and product ids, quantities, e-mail addresses, money in minor units;
 //! - orders, products and events as the API shows them ([`model`], [`events`]);
 //! - the order state machine ([`status`]);
-//! - request parsing with field-level errors ([`input`]) and the error classes use cases
-//!   return ([`error`]);
+//! - the request bodies, declared once as Rust types from which their parsers (every field
+//!   error at once), JSON Schemas and API Gateway model are derived ([`input`], [`shape`]),
+//!   and the error classes use cases return ([`error`]);
 //! - the ports, the traits every adapter implements ([`ports`]) (the in-memory reference
 //!   adapters live beside the contract suites, in `orderly-testkit`);
 //! - the use cases ([`service`]).
@@ -36,6 +37,7 @@ pub mod ports;
 pub mod processing;
 pub mod saga;
 pub mod service;
+pub mod shape;
 pub mod status;
 pub mod types;
 pub mod webhooks;

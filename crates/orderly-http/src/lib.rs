@@ -26,6 +26,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use orderly_auth::Principal;
 use orderly_core::input::{parse_create_order_exact, parse_list_orders, parse_product_exact};
+use orderly_core::shape::Shape;
 use orderly_core::{IdempotencyKey, OrderId, Orderly, ProductId, UserId};
 use serde_json::json;
 use std::sync::Arc;
@@ -597,34 +598,8 @@ async fn replay_dead_letters(
                 message: format!("the request body is not valid JSON: {e}"),
                 details: vec![orderly_core::FieldError::new("body", "is not valid JSON")],
             })?;
-        let obj = v
-            .as_object()
-            .ok_or_else(|| ApiError::bad_field("body", "must be a JSON object"))?;
-        if let Some(k) = obj.keys().find(|k| k.as_str() != "ids") {
-            return Err(ApiError::bad_field(
-                k,
-                "is not a known field (expected ids)",
-            ));
-        }
-        match obj.get("ids") {
-            None | Some(serde_json::Value::Null) => None,
-            Some(serde_json::Value::Array(a)) => Some(
-                a.iter()
-                    .enumerate()
-                    .map(|(i, x)| {
-                        x.as_str().map(str::to_owned).ok_or_else(|| {
-                            ApiError::bad_field(&format!("ids[{i}]"), "must be a string")
-                        })
-                    })
-                    .collect::<Result<Vec<_>, _>>()?,
-            ),
-            Some(_) => {
-                return Err(ApiError::bad_field(
-                    "ids",
-                    "must be an array of dead-letter ids",
-                ));
-            }
-        }
+        let none = orderly_core::input::NumberTexts::default();
+        orderly_core::input::ReplayBody::parse(&v, &none, Vec::new())?.ids
     };
     let replayed = state.app.replay_dead_letters(ids).await?;
     Ok(axum::Json(json!({ "replayed": replayed })))

@@ -3,24 +3,18 @@
 //! (`lib.rs`, `ops.rs`, `webhooks.rs`) name these in their `#[utoipa::path]`; `openapi.rs`
 //! gathers them into the document.
 
-use orderly_core::input::MAX_ITEMS;
-use orderly_core::money::CURRENCY;
-use orderly_core::openapi::{
-    closed, email_schema, money_object, or_null, reference, trimmed_text_pattern, ty,
-};
+use orderly_core::input;
+use orderly_core::openapi::from_json;
 use orderly_core::ports::DeadLetter;
+use orderly_core::shape::Shape;
 use orderly_core::{DomainEvent, OrderId, Product};
-use orderly_core::{ProductId, Qty, UserId};
 use serde::Serialize;
-use serde_json::json;
 use utoipa::PartialSchema;
 use utoipa::ToSchema;
 use utoipa::openapi::content::ContentBuilder;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::response::{Response as OaResponse, ResponseBuilder};
-use utoipa::openapi::schema::{
-    AllOfBuilder, ArrayBuilder, ObjectBuilder, OneOfBuilder, Schema, Type,
-};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, Type};
 use utoipa::openapi::{Ref, RefOr};
 
 // ---- Response bodies the handlers build with `json!` -------------------------------------
@@ -259,233 +253,56 @@ reusable_response!(
     )
 );
 
-// ---- Request bodies (parsed from a `serde_json::Value` by `orderly_core::input`, so each
-// schema says what its parser accepts as far as JSON Schema can) --------------------------
+// ---- Request bodies ------------------------------------------------------------------------
 
-/// The body of `POST /orders` (parsed by `orderly_core::input::parse_create_order`).
-#[derive(Debug)]
-pub struct CreateOrderRequest;
+/// Names a request body declared in `orderly_core::input` (with `orderly_core::shape!`) for
+/// the handlers' `#[utoipa::path]`: its schema, and those it refers to, are the ones derived
+/// from that declaration, the same one its parser is.
+macro_rules! request_body {
+    ($(#[$doc:meta])* $name:ident = $shape:ty) => {
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub struct $name;
 
-/// One line of a [`CreateOrderRequest`].
-#[derive(Debug)]
-pub struct OrderLineRequest;
-
-/// The body of `PUT /products/{productId}` (parsed by `orderly_core::input::parse_product`).
-#[derive(Debug)]
-pub struct ProductRequest;
-
-/// The optional body of `POST /admin/dlq/replay`.
-#[derive(Debug)]
-pub struct ReplayRequest;
-
-impl PartialSchema for OrderLineRequest {
-    fn schema() -> RefOr<Schema> {
-        let id = |description: &str, deprecated: bool| {
-            let mut b = ObjectBuilder::new()
-                .schema_type(or_null(Type::String))
-                .description(Some(description))
-                .pattern(Some(format!(
-                    "^[A-Za-z0-9._:@-]{{1,{}}}$",
-                    ProductId::MAX_LEN
-                )));
-            if deprecated {
-                b = b.deprecated(Some(utoipa::openapi::Deprecated::True));
+        impl PartialSchema for $name {
+            fn schema() -> RefOr<Schema> {
+                let own = <$shape as Shape>::all_components()
+                    .into_iter()
+                    .find(|(n, _)| *n == <$shape as Shape>::NAME)
+                    .map(|(_, s)| s)
+                    .unwrap_or_default();
+                from_json(own)
             }
-            b
-        };
-        let fields = ObjectBuilder::new()
-            .schema_type(ty(Type::Object))
-            .property(
-                "productId",
-                id("The catalogue product to order.", false).examples([json!("PROD-001")]),
-            )
-            .property(
-                "sku",
-                id(
-                    "Another name for `productId` (an older client's); give one of the two.",
-                    true,
-                ),
-            )
-            .property("qty", Qty::schema())
-            .required("qty")
-            .additional_properties(closed());
-        // Exactly one of `productId` and `sku` is a string (the other absent or null).
-        let named = |field: &str| -> RefOr<Schema> {
-            ObjectBuilder::new()
-                .schema_type(ty(Type::Object))
-                .property(field, ObjectBuilder::new().schema_type(ty(Type::String)))
-                .required(field)
-                .into()
-        };
-        AllOfBuilder::new()
-            .description(Some(
-                "One product and how many of it. Each product may appear in at most one line \
-                 of an order.",
-            ))
-            .item(fields)
-            .item(
-                OneOfBuilder::new()
-                    .item(named("productId"))
-                    .item(named("sku")),
-            )
-            .into()
-    }
+        }
+
+        impl ToSchema for $name {
+            fn name() -> std::borrow::Cow<'static, str> {
+                <$shape as Shape>::NAME.into()
+            }
+            fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+                for (name, schema) in <$shape as Shape>::all_components() {
+                    if name != <$shape as Shape>::NAME {
+                        schemas.push((name.to_owned(), from_json(schema)));
+                    }
+                }
+            }
+        }
+    };
 }
 
-impl ToSchema for OrderLineRequest {}
-
-impl PartialSchema for CreateOrderRequest {
-    fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(ty(Type::Object))
-            .description(Some(
-                "An order to place. Prices come from the catalogue, never from the client.",
-            ))
-            .property(
-                "userId",
-                ObjectBuilder::new()
-                    .schema_type(or_null(Type::String))
-                    .pattern(Some(format!("^[A-Za-z0-9._:@-]{{1,{}}}$", UserId::MAX_LEN)))
-                    .description(Some(
-                        "Whose order it is. A customer's credential supplies it: a customer may \
-                         leave it out or give their own id (another user's is 403). An admin \
-                         names any user, and must unless the admin credential is bound to one.",
-                    ))
-                    .examples([json!("user-123")]),
-            )
-            .property(
-                "customerEmail",
-                email_schema(
-                    "Where notifications go (optional): an e-mail address as the `Email` \
-                     schema describes it.",
-                    true,
-                ),
-            )
-            .property(
-                "items",
-                ArrayBuilder::new()
-                    .items(reference::<OrderLineRequest>())
-                    .min_items(Some(1))
-                    .max_items(Some(MAX_ITEMS))
-                    .description(Some(format!(
-                        "1 to {MAX_ITEMS} lines, each product at most once."
-                    ))),
-            )
-            .property(
-                "totalAmount",
-                money_object(
-                    "Optional check: when given it must equal the catalogue total of the items \
-                     (else 422, stating the computed total). At most 2 decimals.",
-                )
-                .schema_type(or_null(Type::Number))
-                .examples([json!(109.97)]),
-            )
-            .required("items")
-            .additional_properties(closed())
-            .examples([json!({
-                "userId": "user-123",
-                "customerEmail": "ada@example.com",
-                "items": [{"productId": "PROD-001", "qty": 2}, {"productId": "PROD-003", "qty": 1}],
-                "totalAmount": 109.97
-            })])
-            .into()
-    }
-}
-
-impl ToSchema for CreateOrderRequest {
-    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
-        schemas.push((OrderLineRequest::name().into(), OrderLineRequest::schema()));
-    }
-}
-
-impl PartialSchema for ProductRequest {
-    fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(ty(Type::Object))
-            .description(Some(
-                "A product's writable fields. Text fields are trimmed of surrounding white \
-                 space.",
-            ))
-            .property(
-                "productId",
-                ObjectBuilder::new()
-                    .schema_type(or_null(Type::String))
-                    .read_only(Some(true))
-                    .description(Some(
-                        "May be echoed back, but must then equal the product id in the path.",
-                    )),
-            )
-            .property(
-                "name",
-                ObjectBuilder::new()
-                    .schema_type(ty(Type::String))
-                    .pattern(Some(trimmed_text_pattern(200)))
-                    .description(Some(
-                        "1 to 200 characters after trimming, no control characters.",
-                    ))
-                    .examples([json!("Wireless Mouse")]),
-            )
-            .property(
-                "price",
-                money_object("The unit price: more than 0, at most 2 decimals.")
-                    .minimum(None::<i64>)
-                    .exclusive_minimum(Some(0))
-                    .examples([json!(29.99)]),
-            )
-            .property(
-                "stock",
-                ObjectBuilder::new()
-                    .schema_type(ty(Type::Integer))
-                    .minimum(Some(0))
-                    .maximum(Some(u32::MAX / 2))
-                    .description(Some("Units on hand; replaces the current stock."))
-                    .examples([json!(500)]),
-            )
-            .property(
-                "category",
-                ObjectBuilder::new()
-                    .schema_type(ty(Type::String))
-                    .pattern(Some(trimmed_text_pattern(100)))
-                    .description(Some(
-                        "1 to 100 characters after trimming, no control characters.",
-                    ))
-                    .examples([json!("Electronics")]),
-            )
-            .property(
-                "currency",
-                ObjectBuilder::new()
-                    .schema_type(or_null(Type::String))
-                    .enum_values(Some([json!(CURRENCY), json!(null)]))
-                    .description(Some(format!("Optional; {CURRENCY}, the only currency."))),
-            )
-            .required("name")
-            .required("price")
-            .required("stock")
-            .required("category")
-            .additional_properties(closed())
-            .into()
-    }
-}
-
-impl ToSchema for ProductRequest {}
-
-impl PartialSchema for ReplayRequest {
-    fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(ty(Type::Object))
-            .description(Some(
-                "Which dead letters to replay: `ids`, or all of them when `ids` is absent or \
-                 null (or when there is no body at all).",
-            ))
-            .property(
-                "ids",
-                ArrayBuilder::new()
-                    .schema_type(or_null(Type::Array))
-                    .items(ObjectBuilder::new().schema_type(ty(Type::String))),
-            )
-            .additional_properties(closed())
-            .into()
-    }
-}
-
-impl ToSchema for ReplayRequest {}
+request_body!(
+    /// The body of `POST /orders` ([`input::CreateOrderBody`]).
+    CreateOrderRequest = input::CreateOrderBody
+);
+request_body!(
+    /// One line of a [`CreateOrderRequest`] ([`input::LineBody`]).
+    OrderLineRequest = input::LineBody
+);
+request_body!(
+    /// The body of `PUT /products/{productId}` ([`input::ProductBody`]).
+    ProductRequest = input::ProductBody
+);
+request_body!(
+    /// The optional body of `POST /admin/dlq/replay` ([`input::ReplayBody`]).
+    ReplayRequest = input::ReplayBody
+);

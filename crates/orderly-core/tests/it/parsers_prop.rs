@@ -9,11 +9,12 @@
 //! quantities, duplicate products).
 
 use orderly_core::input::{
-    CreateOrder, DEFAULT_PAGE, ListOrders, MAX_ITEMS, MAX_PAGE, create_order_schema,
+    CreateOrder, CreateOrderBody, DEFAULT_PAGE, ListOrders, MAX_ITEMS, MAX_PAGE,
     parse_create_order, parse_list_orders, parse_product,
 };
 use orderly_core::model::ProductSpec;
 use orderly_core::money::MAX_MINOR;
+use orderly_core::shape::Shape;
 use orderly_core::{
     Email, Error, IdempotencyKey, Money, OrderId, OrderStatus, ProductId, Qty, UserId,
 };
@@ -449,7 +450,7 @@ fn check_accepted_order(body: &Value, o: &CreateOrder) -> Result<(), TestCaseErr
     let lines = body["items"].as_array().map_or(0, Vec::len);
     prop_assert_eq!(lines, o.items.len());
     prop_assert_eq!(parse_create_order(&order_body(o)), Ok(o.clone()));
-    if let Err(why) = schema_check(&create_order_schema(), body, "body") {
+    if let Err(why) = schema_check(&CreateOrderBody::gateway_model(), body, "body") {
         return Err(TestCaseError::fail(format!(
             "the parser accepted {body} but the schema refuses it: {why}"
         )));
@@ -530,8 +531,8 @@ fn json_type(v: &Value) -> &'static str {
     }
 }
 
-/// Checks `v` against the draft-04 keywords `create_order_schema` uses (type, required,
-/// properties, additionalProperties, items, anyOf and the length, size and range bounds),
+/// Checks `v` against the draft-04 keywords the create-order gateway model uses (type,
+/// required, properties, additionalProperties, items, anyOf, allOf, oneOf and the length, size and range bounds),
 /// saying where it fails.
 fn schema_check(schema: &Value, v: &Value, path: &str) -> Result<(), String> {
     if let Some(t) = schema.get("type") {
@@ -590,6 +591,23 @@ fn schema_check(schema: &Value, v: &Value, path: &str) -> Result<(), String> {
     {
         return Err(format!("{path}: matches none of anyOf"));
     }
+    for s in schema
+        .get("allOf")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        schema_check(s, v, path)?;
+    }
+    if let Some(one) = schema.get("oneOf").and_then(Value::as_array) {
+        let n = one
+            .iter()
+            .filter(|s| schema_check(s, v, path).is_ok())
+            .count();
+        if n != 1 {
+            return Err(format!("{path}: matches {n} of oneOf, not 1"));
+        }
+    }
     Ok(())
 }
 
@@ -599,7 +617,7 @@ fn schema_check(schema: &Value, v: &Value, path: &str) -> Result<(), String> {
 
 #[test]
 fn the_schema_checker_refuses_structural_mistakes() {
-    let schema = create_order_schema();
+    let schema = CreateOrderBody::gateway_model();
     let ok = json!({"userId": "u", "customerEmail": null,
                     "items": [{"sku": "P", "productId": null, "qty": 2.0}], "totalAmount": 0});
     assert_eq!(schema_check(&schema, &ok, "body"), Ok(()));

@@ -343,6 +343,30 @@ async fn every_error_answer_is_an_error_body_with_its_documented_headers() {
     }
 }
 
+/// The request bodies are declared once, in `orderly_core::input`: the document holds
+/// exactly the schemas derived from those declarations (utoipa's typed form drops nothing),
+/// and so do the value types' components.
+#[test]
+fn the_request_schemas_are_the_declared_shapes() {
+    use orderly_core::input::{CreateOrderBody, ProductBody, ReplayBody};
+    use orderly_core::shape::{Shape, Wire};
+    let doc = document();
+    let schemas = &doc["components"]["schemas"];
+    let mut declared = CreateOrderBody::all_components();
+    declared.extend(ProductBody::all_components());
+    declared.extend(ReplayBody::all_components());
+    assert_eq!(declared.len(), 4, "{declared:?}");
+    declared.push(("Money", <orderly_core::Money as Wire>::schema()));
+    declared.push(("Qty", <orderly_core::Qty as Wire>::schema()));
+    declared.push(("Email", <orderly_core::Email as Wire>::schema()));
+    for (name, schema) in declared {
+        assert_eq!(
+            schemas[name], schema,
+            "{name} in the document is not the declared shape"
+        );
+    }
+}
+
 #[tokio::test]
 async fn the_request_schemas_accept_what_the_parsers_accept() {
     let doc = document();
