@@ -14,33 +14,23 @@
 //! no later attempt charges an order whose stock was released) and answers it as final.
 
 use orderly_core::OrderId;
-use orderly_core::processing::StepError;
+use orderly_core::actions::StepError;
 use orderly_core::saga::Action;
 use serde_json::{Value, json};
 
 use crate::Lambda;
 
-/// A failed step, reported to Step Functions with its retry class as the error type.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StepFailure(pub StepError);
-
-impl std::fmt::Display for StepFailure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        self.0.fmt(f)
+/// A failed step as Step Functions sees it: the retry class is the error type its
+/// `Retry`/`Catch` match on, the reason the message.
+pub fn diagnostic(e: StepError) -> lambda_runtime::Diagnostic {
+    lambda_runtime::Diagnostic {
+        error_type: e.name().to_owned(),
+        error_message: e.to_string(),
     }
 }
 
-impl From<StepFailure> for lambda_runtime::Diagnostic {
-    fn from(f: StepFailure) -> lambda_runtime::Diagnostic {
-        lambda_runtime::Diagnostic {
-            error_type: f.0.name().to_owned(),
-            error_message: f.0.to_string(),
-        }
-    }
-}
-
-fn fatal(msg: impl Into<String>) -> StepFailure {
-    StepFailure(StepError::Final(msg.into()))
+fn fatal(msg: impl Into<String>) -> StepError {
+    StepError::Final(msg.into())
 }
 
 /// The failure reason from a `Catch` result: the Lambda error's message if the cause is
@@ -64,7 +54,11 @@ fn reason_of(v: &Value) -> Option<String> {
     }
 }
 
-pub async fn handle(l: &Lambda, input: Value) -> Result<Value, StepFailure> {
+pub async fn handle(l: &Lambda, input: Value) -> Result<Value, lambda_runtime::Diagnostic> {
+    run(l, input).await.map_err(diagnostic)
+}
+
+async fn run(l: &Lambda, input: Value) -> Result<Value, StepError> {
     let id: OrderId = input
         .get("orderId")
         .and_then(Value::as_str)
@@ -86,8 +80,7 @@ pub async fn handle(l: &Lambda, input: Value) -> Result<Value, StepFailure> {
     let reason = input.get("reason").and_then(reason_of);
     l.app
         .saga_task(&l.saga, id, action, attempt, reason.as_deref())
-        .await
-        .map_err(StepFailure)?;
+        .await?;
     Ok(json!({ "orderId": id, "action": action, "outcome": "ok" }))
 }
 
@@ -119,9 +112,9 @@ mod tests {
 
     #[test]
     fn failures_are_named_for_retry_and_catch() {
-        let d: lambda_runtime::Diagnostic = StepFailure(StepError::Retryable("busy".into())).into();
+        let d = diagnostic(StepError::Retryable("busy".into()));
         assert_eq!(d.error_type, "Orderly.Retryable");
-        let d: lambda_runtime::Diagnostic = fatal("declined").into();
+        let d = diagnostic(fatal("declined"));
         assert_eq!(
             (d.error_type.as_str(), d.error_message.as_str()),
             ("Orderly.Final", "declined")

@@ -18,21 +18,22 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::actions::StepError;
 use crate::model::Order;
 use crate::ports::StepRecord;
-use crate::processing::StepError;
 use crate::saga::{Action, RetryPolicy, SagaDef};
 use crate::service::Orderly;
 use crate::status::OrderStatus;
 use crate::types::OrderId;
 
-/// Why processing a message must be tried again later (the message is not acked).
+/// Why the message that asked for a saga must be delivered again later (it is not acked):
+/// the saga could not move on now (a busy store, a step whose failure is retryable).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Retry(pub String);
+pub struct Redeliver(pub String);
 
-impl std::error::Error for Retry {}
+impl std::error::Error for Redeliver {}
 
-impl std::fmt::Display for Retry {
+impl std::fmt::Display for Redeliver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.0)
     }
@@ -95,12 +96,12 @@ impl Orderly {
         }
     }
 
-    async fn record_step(&self, id: OrderId, record: StepRecord) -> Result<(), Retry> {
+    async fn record_step(&self, id: OrderId, record: StepRecord) -> Result<(), Redeliver> {
         self.ports()
             .saga_log
             .record_step(id, record)
             .await
-            .map_err(|e| Retry(format!("cannot record saga step: {e}")))
+            .map_err(|e| Redeliver(format!("cannot record saga step: {e}")))
     }
 
     /// The status check every processing message gets first (both runtimes).
@@ -109,14 +110,14 @@ impl Orderly {
         saga: &SagaDef,
         id: OrderId,
         pause: &dyn Pause,
-    ) -> Result<Intake, Retry> {
+    ) -> Result<Intake, Redeliver> {
         let order = self
             .ports()
             .orders
             .get(id)
             .await
-            .map_err(|e| Retry(e.to_string()))?
-            .ok_or_else(|| Retry(format!("order {id} does not exist")))?;
+            .map_err(|e| Redeliver(e.to_string()))?
+            .ok_or_else(|| Redeliver(format!("order {id} does not exist")))?;
         match order.status {
             OrderStatus::Cancelled => {
                 self.compensate(saga, &order, &saga.all_compensations(), pause)
@@ -136,7 +137,7 @@ impl Orderly {
         saga: &SagaDef,
         id: OrderId,
         pause: &dyn Pause,
-    ) -> Result<SagaOutcome, Retry> {
+    ) -> Result<SagaOutcome, Redeliver> {
         match self.intake(saga, id, pause).await? {
             Intake::Compensated => Ok(SagaOutcome::NothingToDo(OrderStatus::Cancelled)),
             Intake::Done(st) => Ok(SagaOutcome::NothingToDo(st)),
@@ -214,7 +215,7 @@ impl Orderly {
         reason: Option<&str>,
         policy: &RetryPolicy,
         pause: &dyn Pause,
-    ) -> Result<Result<u32, (StepError, u32)>, Retry> {
+    ) -> Result<Result<u32, (StepError, u32)>, Redeliver> {
         let mut attempt = 1;
         loop {
             let step = self.record(action, true, attempt, None);
@@ -246,7 +247,7 @@ impl Orderly {
         order: &Order,
         action: Action,
         pause: &dyn Pause,
-    ) -> Result<Result<(), (Action, String)>, Retry> {
+    ) -> Result<Result<(), (Action, String)>, Redeliver> {
         let Some(step) = saga.step(action) else {
             return Ok(Ok(()));
         };
@@ -268,7 +269,7 @@ impl Orderly {
             .await
         {
             StepError::Final(reason) => Ok(Err((action, reason))),
-            StepError::Retryable(e) => Err(Retry(format!("{action} failed: {e}"))),
+            StepError::Retryable(e) => Err(Redeliver(format!("{action} failed: {e}"))),
         }
     }
 
@@ -278,14 +279,14 @@ impl Orderly {
         saga: &SagaDef,
         order: &Order,
         pause: &dyn Pause,
-    ) -> Result<SagaOutcome, Retry> {
+    ) -> Result<SagaOutcome, Redeliver> {
         let id = order.order_id;
         let log = self
             .ports()
             .saga_log
             .steps(id)
             .await
-            .map_err(|e| Retry(e.to_string()))?;
+            .map_err(|e| Redeliver(e.to_string()))?;
         let done = |a: Action| log.iter().any(|r| r.action == a && r.succeeded);
         // A forward step already failed for good: resume its compensation.
         let failed = saga.steps.iter().find_map(|s| {
@@ -330,7 +331,7 @@ impl Orderly {
             .await?
         {
             Ok(_) => Ok(SagaOutcome::Failed(reason)),
-            Err((e, _)) => Err(Retry(format!("FailOrder failed: {e}"))),
+            Err((e, _)) => Err(Redeliver(format!("FailOrder failed: {e}"))),
         }
     }
 
@@ -342,7 +343,7 @@ impl Orderly {
         order: &Order,
         actions: &[Action],
         pause: &dyn Pause,
-    ) -> Result<(), Retry> {
+    ) -> Result<(), Redeliver> {
         self.compensate_with(order, actions, &saga.compensation_retry, pause)
             .await
     }
@@ -371,12 +372,12 @@ impl Orderly {
         actions: &[Action],
         policy: &RetryPolicy,
         pause: &dyn Pause,
-    ) -> Result<(), Retry> {
+    ) -> Result<(), Redeliver> {
         for &action in actions {
             if let Err((e, attempts)) = self.attempt(action, order, None, policy, pause).await? {
                 let r = self.record(action, false, attempts, Some(e.to_string()));
                 self.record_step(order.order_id, r).await?;
-                return Err(Retry(format!("{action} failed: {e}")));
+                return Err(Redeliver(format!("{action} failed: {e}")));
             }
         }
         Ok(())

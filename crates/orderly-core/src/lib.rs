@@ -19,6 +19,7 @@
 //! (`orderly-sqlite`, `orderly-aws`, `orderly-http`, `orderly-worker`).
 
 pub mod access;
+pub mod actions;
 pub mod alarms;
 pub mod cursor;
 pub mod egress;
@@ -34,7 +35,6 @@ pub mod money;
 pub mod openapi;
 pub mod payment;
 pub mod ports;
-pub mod processing;
 pub mod saga;
 pub mod service;
 pub mod shape;

@@ -10,7 +10,7 @@ use orderly_core::execution::Pause;
 use orderly_core::saga::SagaDef;
 use orderly_core::{OrderId, Orderly};
 
-pub use orderly_core::execution::{Retry, SagaOutcome};
+pub use orderly_core::execution::{Redeliver, SagaOutcome};
 
 /// Waits with tokio's timer.
 #[derive(Debug, Clone, Copy, Default)]
@@ -41,7 +41,7 @@ impl SagaEngine {
 
     /// Processes one order: runs or resumes its saga, or ensures the compensations of a
     /// cancelled order. Idempotent: processing an order again changes nothing.
-    pub async fn process(&self, id: OrderId) -> Result<SagaOutcome, Retry> {
+    pub async fn process(&self, id: OrderId) -> Result<SagaOutcome, Redeliver> {
         self.app.process_order(&self.saga, id, &TokioPause).await
     }
 }

@@ -2,8 +2,8 @@
 //!
 //! The processing side of the one-machine Orderly:
 //! - the local saga engine ([`engine`]), consuming the `orders` queue;
-//! - the outbox relay, handing recorded domain events to the event bus ([`bus`]: one
-//!   durable queue per subscription);
+//! - the event relay, handing the domain events the outbox recorded to the event bus
+//!   ([`bus`]: one durable queue per subscription);
 //! - the subscribers: fulfilment (tracking id, `FULFILLED`) and notifications (mail to the
 //!   customer through a [`orderly_core::ports::Notifier`], see [`notify`]);
 //! - retention of dead letters.
@@ -94,9 +94,6 @@ impl std::fmt::Debug for Worker {
     }
 }
 
-/// Why a message failed; the text is recorded as the message's last error.
-type Failure = String;
-
 impl Worker {
     pub fn new(
         app: Orderly,
@@ -170,7 +167,7 @@ impl Worker {
                 ));
             }
         }
-        tasks.spawn(self.clone().relay(shutdown.clone()));
+        tasks.spawn(self.clone().relay_events(shutdown.clone()));
         tasks.spawn(self.clone().retention(shutdown.clone()));
         while let Some(r) = tasks.join_next().await {
             if let Err(e) = r {
@@ -201,7 +198,7 @@ impl Worker {
                         )))
                     })
                     .collect();
-                let mut results: Vec<Result<(), Failure>> = Vec::with_capacity(msgs.len());
+                let mut results: Vec<Result<(), String>> = Vec::with_capacity(msgs.len());
                 let mut events = Vec::new();
                 let mut at = Vec::new();
                 for m in &msgs {
@@ -284,11 +281,11 @@ impl Worker {
     }
 
     /// Receives from `queue` and runs `handle` on every message of each batch at once,
-    /// until shutdown.
+    /// until shutdown. A handler's error text is recorded as the message's last error.
     async fn consume<F, Fut>(self, queue: &'static str, shutdown: watch::Receiver<bool>, handle: F)
     where
         F: Fn(Message) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<(), Failure>> + Send + 'static,
+        Fut: Future<Output = Result<(), String>> + Send + 'static,
     {
         let q = self.app.ports().queue.clone();
         let cfg = self.cfg.clone();
@@ -348,7 +345,7 @@ impl Worker {
     }
 
     /// Hands recorded events to the bus, in order, at least once.
-    async fn relay(self, mut shutdown: watch::Receiver<bool>) {
+    async fn relay_events(self, mut shutdown: watch::Receiver<bool>) {
         let outbox = self.outbox.clone();
         loop {
             if *shutdown.borrow() {
@@ -508,7 +505,7 @@ async fn settle_message<F, Fut>(
 ) -> Option<Handled>
 where
     F: Fn(Message) -> Fut,
-    Fut: Future<Output = Result<(), Failure>>,
+    Fut: Future<Output = Result<(), String>>,
 {
     let heartbeat = Heartbeat(tokio::spawn(keep_hidden(
         q.clone(),
@@ -564,11 +561,11 @@ async fn keep_hidden(q: Arc<dyn Queue>, queue: &'static str, id: String, visibil
     }
 }
 
-fn parse_event(m: &Message) -> Result<DomainEvent, Failure> {
+fn parse_event(m: &Message) -> Result<DomainEvent, String> {
     DomainEvent::from_json(&m.body).map_err(|e| format!("malformed event message: {e}"))
 }
 
-async fn handle_order(engine: &SagaEngine, m: &Message) -> Result<(), Failure> {
+async fn handle_order(engine: &SagaEngine, m: &Message) -> Result<(), String> {
     let id = orderly_core::ports::parse_processing_message(&m.body)?;
     let out = engine.process(id).await.map_err(|e| e.0)?;
     tracing::debug!(order_id = %id, outcome = ?out, "order processed");

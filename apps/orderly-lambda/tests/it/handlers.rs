@@ -18,12 +18,12 @@ use orderly_aws::dynamo::create_tables;
 use orderly_aws::eventbridge::{detail_of, ensure_bus, route};
 use orderly_aws::{AwsSettings, SdkConfig, aws_sdk_dynamodb, aws_sdk_eventbridge};
 use orderly_aws::{aws_sdk_sfn, aws_sdk_sns, aws_sdk_sqs, sdk_config};
+use orderly_core::actions::tracking_id;
 use orderly_core::events::{EventPattern, routes};
 use orderly_core::ports::{
     MAX_RECEIVES, NackOutcome, ORDERS_QUEUE, PaymentState, SeedMode, Transition, TransitionOutcome,
     processing_message,
 };
-use orderly_core::processing::tracking_id;
 use orderly_core::{DomainEvent, EventType, OrderId, OrderStatus};
 use orderly_lambda::{Lambda, Tunables, dlq_replay, events, relay, saga_step, worker};
 use serde_json::{Value, json};
@@ -239,7 +239,7 @@ impl Env {
     }
 
     /// Runs one saga task as Step Functions invokes it.
-    async fn step(&self, id: OrderId, action: &str) -> Result<Value, saga_step::StepFailure> {
+    async fn step(&self, id: OrderId, action: &str) -> Result<Value, lambda_runtime::Diagnostic> {
         saga_step::handle(
             &self.l,
             json!({ "orderId": id, "action": action, "retryCount": 0 }),
@@ -1037,8 +1037,8 @@ async fn worker_starts_one_saga_per_order_and_reports_poison_messages() {
 
 // ----- saga-step --------------------------------------------------------------------------
 
-fn diagnostic(r: Result<Value, saga_step::StepFailure>) -> lambda_runtime::Diagnostic {
-    r.expect_err("the task fails").into()
+fn diagnostic(r: Result<Value, lambda_runtime::Diagnostic>) -> lambda_runtime::Diagnostic {
+    r.expect_err("the task fails")
 }
 
 fn count(timeline: &[EventType], kind: EventType) -> usize {
