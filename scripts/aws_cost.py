@@ -96,9 +96,9 @@ def cost(w, workflow):
             pass  # priced by events and transitions below; stream reads by Lambda are free
         else:
             other += n
-    # The Lambda event source mapping polls SQS for the worker (a receive and a delete per
+    # The Lambda event source mapping polls SQS for the intake function (a receive and a delete per
     # message at this volume).
-    sqs += 2 * w["invocations"].get("worker", 0)
+    sqs += 2 * w["invocations"].get("intake", 0)
     lines["DynamoDB"] = wru * p["dynamodb_wru"] + rru * p["dynamodb_rru"]
     lines["SQS"] = sqs * p["sqs_request"]
     lines["SNS"] = sns * p["sns_publish"]

@@ -2,7 +2,7 @@
 # Builds the Lambda functions of apps/orderly-lambda as zips with cargo-lambda (installed
 # into ${ORDERLY_TOOLS_DIR:-~/.cache/orderly}/venv-lambda by scripts/tools.sh, with the Zig
 # toolchain it links with):
-#   target/lambda/orderly-<function>/bootstrap.zip   for api, relay, worker, saga-step,
+#   target/lambda/orderly-<function>/bootstrap.zip   for api, relay, intake, saga-step,
 #                                                    events and dlq-replay
 # and fails if a zip is over 5 MB (ORDERLY_MAX_ZIP_BYTES).
 # Usage: scripts/lambda-build.sh [--arm64]
@@ -20,7 +20,7 @@ if [ "${1:-}" = "--arm64" ]; then arch=(--arm64); fi
 cargo lambda build --profile lambda --locked --output-format zip -p orderly-lambda "${arch[@]}"
 # The size budget of a zip: a bigger one loads and starts slower.
 MAX_ZIP_BYTES=${ORDERLY_MAX_ZIP_BYTES:-5000000}
-for f in api relay worker saga-step events dlq-replay; do
+for f in api relay intake saga-step events dlq-replay; do
   zip="target/lambda/orderly-$f/bootstrap.zip"
   [ -s "$zip" ] || { echo "missing $zip" >&2; exit 1; }
   size=$(stat -c %s "$zip")

@@ -58,7 +58,7 @@ API_EVENT = {
 FIRST_EVENTS = {
     "api": API_EVENT,
     "relay": {"Records": []},
-    "worker": {"Records": []},
+    "intake": {"Records": []},
     "events": {"subscriber": "nobody", "event": {}},
     "saga-step": {"action": "ReserveInventory"},
     "dlq-replay": {"ids": "not-a-list"},

@@ -7,7 +7,7 @@ locals {
   function_names = {
     api          = module.api.function_name
     relay        = module.relay.function_name
-    worker       = module.worker.function_name
+    intake       = module.intake.function_name
     "saga-step"  = module.saga_step.function_name
     events       = module.events.function_name
     "dlq-replay" = module.dlq_replay.function_name

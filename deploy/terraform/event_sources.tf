@@ -32,16 +32,16 @@ resource "aws_lambda_event_source_mapping" "relay" {
   depends_on = [aws_iam_role_policy.function]
 }
 
-# worker <- the orders queue, 10 messages a batch; failed messages are reported one by
+# intake <- the orders queue, 10 messages a batch; failed messages are reported one by
 # one (ReportBatchItemFailures) so the rest of the batch is not redelivered.
-resource "aws_lambda_event_source_mapping" "worker" {
+resource "aws_lambda_event_source_mapping" "intake" {
   event_source_arn        = aws_sqs_queue.orders.arn
-  function_name           = module.worker.arn
+  function_name           = module.intake.arn
   batch_size              = 10
   function_response_types = ["ReportBatchItemFailures"]
 
   scaling_config {
-    maximum_concurrency = var.worker_max_concurrency
+    maximum_concurrency = var.intake_max_concurrency
   }
 
   depends_on = [aws_iam_role_policy.function]

@@ -78,7 +78,7 @@ locals {
       },
     ]
 
-    worker = [
+    intake = [
       {
         sid       = "OrderlyTables"
         actions   = local.dynamodb_data_actions
@@ -92,7 +92,7 @@ locals {
       },
       {
         # Consumed by the event source mapping with this role; a failed message returns
-        # to the queue (and after 3 receives moves to the DLQ) without the worker sending.
+        # to the queue (and after 3 receives moves to the DLQ) without the intake sending.
         sid       = "ConsumeOrdersQueue"
         actions   = ["sqs:ChangeMessageVisibility", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"]
         resources = [aws_sqs_queue.orders.arn]

@@ -54,19 +54,19 @@ module "relay" {
   }
 }
 
-module "worker" {
+module "intake" {
   source = "./modules/lambda_function"
   #checkov:skip=CKV_AWS_116:Invoked synchronously by the SQS event source mapping; failed messages are retried by SQS and dead-lettered by the queue's redrive policy (<prefix>-orders-dlq after 3 receives), not by a function DLQ.
 
-  name                 = "${var.prefix}-worker"
-  description          = "Orderly worker: starts each order's saga (execution named by the order id), runs cancellations"
-  package              = "${var.lambda_dist_dir}/orderly-worker/bootstrap.zip"
+  name                 = "${var.prefix}-intake"
+  description          = "Orderly intake: starts each order's saga (execution named by the order id), runs cancellations"
+  package              = "${var.lambda_dist_dir}/orderly-intake/bootstrap.zip"
   architecture         = var.architecture
-  memory_mb            = local.function_memory_mb["worker"]
-  timeout_seconds      = local.function_timeout_seconds["worker"]
-  role_arn             = aws_iam_role.function["worker"].arn
+  memory_mb            = local.function_memory_mb["intake"]
+  timeout_seconds      = local.function_timeout_seconds["intake"]
+  role_arn             = aws_iam_role.function["intake"].arn
   kms_key_arn          = aws_kms_key.main.arn
-  reserved_concurrency = var.worker_reserved_concurrency
+  reserved_concurrency = var.intake_reserved_concurrency
 
   log_retention_days = var.log_retention_days
 

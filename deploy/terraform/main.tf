@@ -10,13 +10,13 @@ locals {
   event_bus_name = coalesce(var.event_bus_name, var.prefix)
 
   # The functions of apps/orderly-lambda (each is "<prefix>-<name>", code orderly-<name>).
-  functions = toset(["api", "relay", "worker", "saga-step", "events", "dlq-replay"])
+  functions = toset(["api", "relay", "intake", "saga-step", "events", "dlq-replay"])
 
   # Function name -> memory and timeout (defaults, overridable per function).
   function_memory_mb = merge({
     api          = 512
     relay        = 256
-    worker       = 256
+    intake       = 256
     "saga-step"  = 256
     events       = 256
     "dlq-replay" = 256
@@ -25,7 +25,7 @@ locals {
   function_timeout_seconds = merge({
     api          = 25
     relay        = 60
-    worker       = 30
+    intake       = 30
     "saga-step"  = 30
     events       = 30
     "dlq-replay" = 300
@@ -41,5 +41,5 @@ locals {
   # SQS: a consumer may hold a message for its whole timeout, plus Lambda's own retries
   # of the batch; AWS's rule is visibility >= 6 x the function timeout. Shorter and a
   # message could be delivered twice while the first delivery is still running.
-  orders_visibility_timeout_seconds = 6 * local.function_timeout_seconds["worker"]
+  orders_visibility_timeout_seconds = 6 * local.function_timeout_seconds["intake"]
 }

@@ -15,7 +15,7 @@ output "api_key_value" {
 }
 
 output "state_machine_arn" {
-  description = "ARN of the saga state machine (ORDERLY_STATE_MACHINE_ARN of the worker)."
+  description = "ARN of the saga state machine (ORDERLY_STATE_MACHINE_ARN of the intake)."
   value       = aws_sfn_state_machine.saga.arn
 }
 

@@ -1,5 +1,5 @@
 # The orders queue carries one processing message per accepted order (sent by the relay
-# from the orders table's stream) to the worker. A message that fails 3 receives moves
+# from the orders table's stream) to the intake. A message that fails 3 receives moves
 # to the dead-letter queue, which keeps it 14 days for the dlq-replay function and the
 # admin routes (GET /admin/dlq, POST /admin/dlq/replay).
 

@@ -2,7 +2,7 @@
 # writes saga.asl.json; a test fails when the committed file is stale), so the state
 # machine and the local engine take the same steps.
 #
-# STANDARD, not EXPRESS: the worker starts one execution per order, named by the order
+# STANDARD, not EXPRESS: the intake starts one execution per order, named by the order
 # id, and relies on Step Functions refusing a second execution of the same name (a
 # duplicate SQS delivery or a replayed dead letter must not run the saga twice). Standard
 # workflows dedupe execution names for 90 days; Express workflows do not dedupe names at

@@ -59,24 +59,24 @@ variable "architecture" {
 }
 
 variable "lambda_memory_mb" {
-  description = "Memory (MB) per function, overriding the defaults (api 512, relay 256, worker 256, saga-step 256, events 256, dlq-replay 256). Keys: api, relay, worker, saga-step, events, dlq-replay."
+  description = "Memory (MB) per function, overriding the defaults (api 512, relay 256, intake 256, saga-step 256, events 256, dlq-replay 256). Keys: api, relay, intake, saga-step, events, dlq-replay."
   type        = map(number)
   default     = {}
 
   validation {
-    condition     = alltrue([for k, v in var.lambda_memory_mb : contains(["api", "relay", "worker", "saga-step", "events", "dlq-replay"], k) && v >= 128 && v <= 10240])
-    error_message = "lambda_memory_mb keys must be function names (api, relay, worker, saga-step, events, dlq-replay) and values 128 to 10240."
+    condition     = alltrue([for k, v in var.lambda_memory_mb : contains(["api", "relay", "intake", "saga-step", "events", "dlq-replay"], k) && v >= 128 && v <= 10240])
+    error_message = "lambda_memory_mb keys must be function names (api, relay, intake, saga-step, events, dlq-replay) and values 128 to 10240."
   }
 }
 
 variable "lambda_timeout_seconds" {
-  description = "Timeout (s) per function, overriding the defaults (api 25, relay 60, worker 30, saga-step 30, events 30, dlq-replay 300). The orders queue's visibility timeout is computed as 6 x the worker's."
+  description = "Timeout (s) per function, overriding the defaults (api 25, relay 60, intake 30, saga-step 30, events 30, dlq-replay 300). The orders queue's visibility timeout is computed as 6 x the intake's."
   type        = map(number)
   default     = {}
 
   validation {
-    condition     = alltrue([for k, v in var.lambda_timeout_seconds : contains(["api", "relay", "worker", "saga-step", "events", "dlq-replay"], k) && v >= 1 && v <= 900])
-    error_message = "lambda_timeout_seconds keys must be function names (api, relay, worker, saga-step, events, dlq-replay) and values 1 to 900."
+    condition     = alltrue([for k, v in var.lambda_timeout_seconds : contains(["api", "relay", "intake", "saga-step", "events", "dlq-replay"], k) && v >= 1 && v <= 900])
+    error_message = "lambda_timeout_seconds keys must be function names (api, relay, intake, saga-step, events, dlq-replay) and values 1 to 900."
   }
 
   validation {
@@ -87,9 +87,9 @@ variable "lambda_timeout_seconds" {
   }
 
   validation {
-    # SQS caps the visibility timeout at 12 h: 6 x worker timeout must fit.
-    condition     = lookup(var.lambda_timeout_seconds, "worker", 30) * 6 <= 43200
-    error_message = "The worker function's timeout must be at most 7200 s (6 x timeout is the queue's visibility timeout, at most 12 h)."
+    # SQS caps the visibility timeout at 12 h: 6 x intake timeout must fit.
+    condition     = lookup(var.lambda_timeout_seconds, "intake", 30) * 6 <= 43200
+    error_message = "The intake function's timeout must be at most 7200 s (6 x timeout is the queue's visibility timeout, at most 12 h)."
   }
 }
 
@@ -115,25 +115,25 @@ variable "log_retention_days" {
   }
 }
 
-variable "worker_reserved_concurrency" {
-  description = "Reserved concurrency of the worker (it starts Step Functions executions and runs cancellations: this caps the StartExecution rate and the load on DynamoDB). -1: unreserved."
+variable "intake_reserved_concurrency" {
+  description = "Reserved concurrency of the intake (it starts Step Functions executions and runs cancellations: this caps the StartExecution rate and the load on DynamoDB). -1: unreserved."
   type        = number
   default     = 10
 
   validation {
-    condition     = var.worker_reserved_concurrency == -1 || var.worker_reserved_concurrency >= 2
-    error_message = "worker_reserved_concurrency must be -1 (unreserved) or at least 2 (the SQS event source's minimum concurrency)."
+    condition     = var.intake_reserved_concurrency == -1 || var.intake_reserved_concurrency >= 2
+    error_message = "intake_reserved_concurrency must be -1 (unreserved) or at least 2 (the SQS event source's minimum concurrency)."
   }
 }
 
-variable "worker_max_concurrency" {
-  description = "Maximum concurrency of the orders queue's event source mapping (scaling_config); keep it at or below worker_reserved_concurrency so the queue never throttles the function into retries."
+variable "intake_max_concurrency" {
+  description = "Maximum concurrency of the orders queue's event source mapping (scaling_config); keep it at or below intake_reserved_concurrency so the queue never throttles the function into retries."
   type        = number
   default     = 10
 
   validation {
-    condition     = var.worker_max_concurrency >= 2 && var.worker_max_concurrency <= 1000
-    error_message = "worker_max_concurrency must be 2 to 1000."
+    condition     = var.intake_max_concurrency >= 2 && var.intake_max_concurrency <= 1000
+    error_message = "intake_max_concurrency must be 2 to 1000."
   }
 }
 

@@ -1,6 +1,6 @@
 //! `dlq-replay`: moves dead letters back to their queues, on demand. Input `{}` replays
 //! all; `{"ids": ["..."]}` replays those. A replayed message of an order that is already
-//! terminal is skipped by the `worker` (it starts nothing and changes nothing).
+//! terminal is skipped by the `intake` function (it starts nothing and changes nothing).
 
 use serde_json::{Value, json};
 

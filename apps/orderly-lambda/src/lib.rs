@@ -10,7 +10,7 @@
 //! |---|---|---|
 //! | `api` | API Gateway (REST proxy) | the axum router of `orderly-http` through `lambda_http` |
 //! | `relay` | DynamoDB streams of the orders and events tables | [`relay::handle`] |
-//! | `worker` | SQS orders queue (partial batch responses) | [`worker::handle`] |
+//! | `intake` | SQS orders queue (partial batch responses) | [`intake::handle`] |
 //! | `saga-step` | Step Functions Task states | [`saga_step::handle`] |
 //! | `events` | EventBridge rules (audit, fulfilment, notifications) | [`events::handle`] |
 //! | `dlq-replay` | on demand | [`dlq_replay::handle`] |
@@ -21,10 +21,10 @@
 pub mod dlq_replay;
 pub mod emf;
 pub mod events;
+pub mod intake;
 pub mod manifest;
 pub mod relay;
 pub mod saga_step;
-pub mod worker;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -54,7 +54,7 @@ pub struct Lambda {
     /// SNS when the deployment has a topic and the function wired it
     /// ([`Lambda::with_sns`], the `events` function); the log otherwise.
     pub notifier: Arc<dyn Notifier>,
-    /// Present when the function wired it ([`Lambda::with_saga_starter`], the `worker`
+    /// Present when the function wired it ([`Lambda::with_saga_starter`], the `intake`
     /// function) and `ORDERLY_STATE_MACHINE_ARN` is set.
     pub starter: Option<SagaStarter>,
 }
@@ -194,7 +194,7 @@ impl Lambda {
     }
 
     /// Adds the Step Functions client when the deployment names the state machine (the
-    /// `worker` function starts executions).
+    /// `intake` function starts executions).
     pub fn with_saga_starter(mut self, sdk: &orderly_aws::SdkConfig) -> Lambda {
         self.starter =
             self.deployment.state_machine_arn.as_ref().map(|arn| {

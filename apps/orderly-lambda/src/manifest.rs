@@ -47,8 +47,8 @@ pub fn functions() -> Vec<Function> {
             actions: union(&[SQS_SEND, EVENT_BUS, STREAM_SOURCE]),
         },
         Function {
-            name: "worker",
-            binary: "orderly-worker",
+            name: "intake",
+            binary: "orderly-intake",
             env_required: vec![ENV_PREFIX, ENV_STATE_MACHINE_ARN],
             actions: union(&[DYNAMO_STORE, SAGA_STARTER, SQS_SOURCE]),
         },

@@ -134,7 +134,7 @@ pub mod env {
     pub const SMTP_FROM: &str = "ORDERLY_SMTP_FROM";
     /// SMTP server for customer mail, e.g. `smtp://127.0.0.1:2525` or `smtps://user:pass@mail.example.com`. Unset: notifications are recorded and logged.
     pub const SMTP_URL: &str = "ORDERLY_SMTP_URL";
-    /// The `worker` Lambda: the saga state machine to start.
+    /// The `intake` Lambda: the saga state machine to start.
     pub const STATE_MACHINE_ARN: &str = "ORDERLY_STATE_MACHINE_ARN";
     /// `orderly bench` and the client commands: the server to talk to.
     pub const URL: &str = "ORDERLY_URL";

@@ -25,7 +25,7 @@ use orderly_core::ports::{
     processing_message,
 };
 use orderly_core::{DomainEvent, EventType, OrderId, OrderStatus};
-use orderly_lambda::{Lambda, Tunables, dlq_replay, events, relay, saga_step, worker};
+use orderly_lambda::{Lambda, Tunables, dlq_replay, events, intake, relay, saga_step};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -872,7 +872,7 @@ async fn relay_queues_processing_and_publishes_events_from_the_streams() {
     );
 }
 
-// ----- worker -----------------------------------------------------------------------------
+// ----- intake -----------------------------------------------------------------------------
 
 /// One SQS record as the event source mapping delivers it.
 fn sqs_record(env: &Env, message_id: &str, body: &str, receive_count: u32) -> Value {
@@ -896,7 +896,7 @@ fn sqs_record(env: &Env, message_id: &str, body: &str, receive_count: u32) -> Va
 
 #[tokio::test]
 #[ignore = "needs the moto emulator: scripts/test.sh starts it and runs ignored tests"]
-async fn worker_starts_one_saga_per_order_and_reports_poison_messages() {
+async fn intake_starts_one_saga_per_order_and_reports_poison_messages() {
     let env = Env::new().await;
     let pending = env.place(order_of("PROD-002", 1)).await;
     let good = sqs_record(
@@ -906,7 +906,7 @@ async fn worker_starts_one_saga_per_order_and_reports_poison_messages() {
         1,
     );
     let poison = sqs_record(&env, "2e1424d4-f796-459a-8184-9c92662be6da", "{not json", 1);
-    let out = worker::handle(&env.l, json!({ "Records": [good, poison] }))
+    let out = intake::handle(&env.l, json!({ "Records": [good, poison] }))
         .await
         .unwrap();
     assert_eq!(
@@ -941,7 +941,7 @@ async fn worker_starts_one_saga_per_order_and_reports_poison_messages() {
         &processing_message(pending),
         2,
     );
-    let out = worker::handle(&env.l, json!({ "Records": [again] }))
+    let out = intake::handle(&env.l, json!({ "Records": [again] }))
         .await
         .unwrap();
     assert_eq!(out, json!({ "batchItemFailures": [] }));
@@ -949,7 +949,7 @@ async fn worker_starts_one_saga_per_order_and_reports_poison_messages() {
     assert_eq!(env.order(pending).await.status, OrderStatus::Pending);
 
     // A cancelled order whose compensations did not run (the cancelling function died
-    // after the status write): the worker releases its stock.
+    // after the status write): the intake releases its stock.
     let cancelled = env.place(order_of("PROD-004", 5)).await;
     env.step(cancelled, "ReserveInventory").await.unwrap();
     assert_eq!(env.stock("PROD-004").await, 145);
@@ -975,13 +975,13 @@ async fn worker_starts_one_saga_per_order_and_reports_poison_messages() {
         &processing_message(cancelled),
         1,
     );
-    let out = worker::handle(&env.l, json!({ "Records": [msg.clone()] }))
+    let out = intake::handle(&env.l, json!({ "Records": [msg.clone()] }))
         .await
         .unwrap();
     assert_eq!(out, json!({ "batchItemFailures": [] }));
     assert_eq!(env.stock("PROD-004").await, 150, "stock is back");
     // Delivered twice: released once.
-    worker::handle(&env.l, json!({ "Records": [msg] }))
+    intake::handle(&env.l, json!({ "Records": [msg] }))
         .await
         .unwrap();
     assert_eq!(env.stock("PROD-004").await, 150);
@@ -1017,7 +1017,7 @@ async fn worker_starts_one_saga_per_order_and_reports_poison_messages() {
     assert_eq!(before.0.status, OrderStatus::Failed);
     assert_eq!(before.1.status, OrderStatus::Fulfilled);
     let stock_before = env.stock("PROD-007").await;
-    let out = worker::handle(
+    let out = intake::handle(
         &env.l,
         json!({ "Records": [
             sqs_record(&env, "a3c5e7f9-0000-4000-8000-000000000001", &processing_message(failed), 1),
@@ -1428,8 +1428,8 @@ async fn one_order_on_aws(body: &str, saga_fails_at: Option<&str>) -> OrderWork 
     );
     w.add(
         &marker,
-        "worker",
-        worker::handle(&env.l, json!({ "Records": [msg] })),
+        "intake",
+        intake::handle(&env.l, json!({ "Records": [msg] })),
     )
     .await
     .unwrap();

@@ -1,4 +1,4 @@
-//! The `worker` function: see [`orderly_lambda::worker`].
+//! The `intake` function: see [`orderly_lambda::intake`].
 
 // The handler futures nest deeply (SDK calls inside the runtime's service stack).
 #![recursion_limit = "256"]
@@ -9,7 +9,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         |l, sdk| l.with_saga_starter(sdk),
         |l| async move {
             let l = &l;
-            orderly_lambda::serve_json(|event| orderly_lambda::worker::handle(l, event)).await
+            orderly_lambda::serve_json(|event| orderly_lambda::intake::handle(l, event)).await
         },
     )
     .await

@@ -1,4 +1,4 @@
-//! `worker`: the orders queue (SQS, partial batch responses). Each message names an order:
+//! `intake`: the orders queue (SQS, partial batch responses). Each message names an order:
 //! a pending or confirmed order gets its saga started as a Step Functions execution named
 //! by the order id (so a message delivered twice starts one execution); a cancelled order
 //! gets its compensations (refund, release), each idempotent; a failed or fulfilled order
