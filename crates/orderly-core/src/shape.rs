@@ -127,6 +127,12 @@ impl<'a> Cx<'a> {
         self.errors.push(FieldError::new(field, reason));
     }
 
+    /// Records a problem found by a type's own parser, which names the field itself
+    /// (from [`Cx::path`]).
+    pub fn push(&mut self, error: FieldError) {
+        self.errors.push(error);
+    }
+
     /// The number's text as the client wrote it, when known.
     pub fn text(&self) -> Option<&str> {
         self.text
@@ -594,6 +600,46 @@ impl Wire for String {
     }
     fn schema() -> Value {
         json!({"type": "string"})
+    }
+}
+
+impl Wire for bool {
+    fn read(v: &Value, cx: &mut Cx<'_>) -> Option<Self> {
+        match v {
+            Value::Bool(b) => Some(*b),
+            _ => {
+                cx.fail("must be true or false");
+                None
+            }
+        }
+    }
+    fn schema() -> Value {
+        json!({"type": "boolean"})
+    }
+}
+
+/// Text kept as given: at most `MAX` characters, no control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note<const MAX: usize>(pub String);
+
+impl<const MAX: usize> Wire for Note<MAX> {
+    fn read(v: &Value, cx: &mut Cx<'_>) -> Option<Self> {
+        let s = String::read(v, cx)?;
+        if s.chars().count() > MAX {
+            cx.fail(format!("must be at most {MAX} characters"));
+        } else if s.chars().any(char::is_control) {
+            cx.fail("must not contain control characters");
+        } else {
+            return Some(Note(s));
+        }
+        None
+    }
+    fn schema() -> Value {
+        json!({
+            "type": "string",
+            "maxLength": MAX,
+            "pattern": format!("^[^{CONTROL}]*$"),
+        })
     }
 }
 

@@ -25,13 +25,14 @@ use async_trait::async_trait;
 use base64::Engine;
 use rand::RngCore;
 use serde::Serialize;
-use serde_json::Value;
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::error::{Error, StoreError};
 use crate::events::EventType;
 use crate::model::Timestamp;
 use crate::ports::Clock;
+use crate::shape::{Cx, Note, NumberTexts, Shape, Wire};
 
 /// The queue each delivery attempt's message waits on (separate from the `webhooks`
 /// event subscription that fans events out into it).
@@ -355,126 +356,91 @@ pub struct NewWebhook {
     pub description: Option<String>,
 }
 
-fn object<'a>(
-    body: &'a Value,
-    known: &[&str],
-) -> Result<&'a serde_json::Map<String, Value>, Error> {
-    let obj = body
-        .as_object()
-        .ok_or_else(|| Error::invalid_field("body", "must be a JSON object"))?;
-    if let Some(k) = obj.keys().find(|k| !known.contains(&k.as_str())) {
-        return Err(Error::invalid_field(
-            k,
-            format!("is not a known field (expected {})", known.join(", ")),
-        ));
+/// A webhook endpoint's URL, as [`validate_url`] accepts and normalizes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookUrl(pub String);
+
+impl Wire for WebhookUrl {
+    fn read(v: &Value, cx: &mut Cx<'_>) -> Option<Self> {
+        let raw = String::read(v, cx)?;
+        match validate_url(&raw) {
+            Ok(url) => Some(WebhookUrl(url)),
+            Err(reason) => {
+                cx.fail(reason);
+                None
+            }
+        }
     }
-    Ok(obj)
+    fn schema() -> Value {
+        json!({"type": "string", "maxLength": MAX_URL_LEN, "pattern": URL_PATTERN})
+    }
+}
+
+impl Wire for EventFilter {
+    fn read(v: &Value, cx: &mut Cx<'_>) -> Option<Self> {
+        let names = Vec::<String>::read(v, cx)?;
+        match EventFilter::parse(&names, &cx.path()) {
+            Ok(filter) => Some(filter),
+            Err(e) => {
+                cx.push(e);
+                None
+            }
+        }
+    }
+    fn absent() -> Result<Self, &'static str> {
+        Err("is required: [\"*\"] or a list of event types")
+    }
+    fn schema() -> Value {
+        let names: Vec<&str> = EventType::ALL.iter().map(|t| t.as_str()).collect();
+        json!({
+            "description": "`[\"*\"]` for every event type, or the `detailType`s wanted (each at \
+                most once).",
+            "oneOf": [
+                {"type": "array", "items": {"type": "string", "enum": ["*"]},
+                 "minItems": 1, "maxItems": 1},
+                {"type": "array", "items": {"type": "string", "enum": names},
+                 "minItems": 1, "uniqueItems": true},
+            ],
+        })
+    }
+}
+
+crate::shape! {
+    /// `POST /admin/webhooks`: an endpoint to register.
+    pub struct NewWebhookBody as "WebhookRequest" {
+        /// An absolute `http` or `https` URL without credentials or fragment, at most 2048
+        /// characters.
+        "url" => url: WebhookUrl { example: Some(json!("https://hooks.example.com/orderly")) },
+        /// `["*"]` for every event type, or the `detailType`s wanted (each at most once).
+        "events" => events: EventFilter {
+            example: Some(json!(["OrderPlaced", "FulfillmentCompleted"]))
+        },
+        /// A note for people, at most 256 characters.
+        "description" => description: Option<Note<MAX_DESCRIPTION_LEN>>,
+    }
+}
+
+crate::shape! {
+    /// `PATCH /admin/webhooks/{webhookId}`: enable or disable an endpoint.
+    pub struct WebhookPatchBody as "WebhookPatch" {
+        /// `false` stops new deliveries (queued ones are dropped); `true` resumes them.
+        "active" => active: bool,
+    }
 }
 
 /// Parses `{"url": "...", "events": ["*"] | ["OrderPlaced", ...], "description"?: "..."}`.
 pub fn parse_new_webhook(body: &Value) -> Result<NewWebhook, Error> {
-    let obj = object(body, &["url", "events", "description"])?;
-    let mut errors = Vec::new();
-    let url = match obj.get("url") {
-        None | Some(Value::Null) => {
-            errors.push(crate::FieldError::new("url", "is required"));
-            None
-        }
-        Some(Value::String(s)) => match validate_url(s) {
-            Ok(u) => Some(u),
-            Err(reason) => {
-                errors.push(crate::FieldError::new("url", reason));
-                None
-            }
-        },
-        Some(_) => {
-            errors.push(crate::FieldError::new("url", "must be a string"));
-            None
-        }
-    };
-    let events = match obj.get("events") {
-        None | Some(Value::Null) => {
-            errors.push(crate::FieldError::new(
-                "events",
-                "is required: [\"*\"] or a list of event types",
-            ));
-            None
-        }
-        Some(Value::Array(items)) => {
-            let mut names = Vec::with_capacity(items.len());
-            let mut ok = true;
-            for (i, v) in items.iter().enumerate() {
-                match v.as_str() {
-                    Some(s) => names.push(s.to_owned()),
-                    None => {
-                        errors.push(crate::FieldError::new(
-                            format!("events[{i}]"),
-                            "must be a string",
-                        ));
-                        ok = false;
-                    }
-                }
-            }
-            if ok {
-                match EventFilter::parse(&names, "events") {
-                    Ok(f) => Some(f),
-                    Err(e) => {
-                        errors.push(e);
-                        None
-                    }
-                }
-            } else {
-                None
-            }
-        }
-        Some(_) => {
-            errors.push(crate::FieldError::new(
-                "events",
-                "must be an array of event types",
-            ));
-            None
-        }
-    };
-    let description = match obj.get("description") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) if s.chars().count() > MAX_DESCRIPTION_LEN => {
-            errors.push(crate::FieldError::new(
-                "description",
-                format!("must be at most {MAX_DESCRIPTION_LEN} characters"),
-            ));
-            None
-        }
-        Some(Value::String(s)) if s.chars().any(char::is_control) => {
-            errors.push(crate::FieldError::new(
-                "description",
-                "must not contain control characters",
-            ));
-            None
-        }
-        Some(Value::String(s)) => Some(s.clone()),
-        Some(_) => {
-            errors.push(crate::FieldError::new("description", "must be a string"));
-            None
-        }
-    };
-    match (url, events) {
-        (Some(url), Some(events)) if errors.is_empty() => Ok(NewWebhook {
-            url,
-            events,
-            description,
-        }),
-        _ => Err(Error::invalid(errors)),
-    }
+    let parsed = NewWebhookBody::parse(body, &NumberTexts::default(), Vec::new())?;
+    Ok(NewWebhook {
+        url: parsed.url.0,
+        events: parsed.events,
+        description: parsed.description.map(|d| d.0),
+    })
 }
 
 /// Parses a `PATCH /admin/webhooks/{id}` body: `{"active": true | false}`.
 pub fn parse_webhook_patch(body: &Value) -> Result<bool, Error> {
-    let obj = object(body, &["active"])?;
-    match obj.get("active") {
-        Some(Value::Bool(b)) => Ok(*b),
-        None | Some(Value::Null) => Err(Error::invalid_field("active", "is required")),
-        Some(_) => Err(Error::invalid_field("active", "must be true or false")),
-    }
+    Ok(WebhookPatchBody::parse(body, &NumberTexts::default(), Vec::new())?.active)
 }
 
 /// Parses an endpoint id from a path.

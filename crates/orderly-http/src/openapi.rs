@@ -98,7 +98,7 @@ customers).";
             CreateOrderRequest, OrderLineRequest, ProductRequest, ReplayRequest,
             WebhookEndpoint, CreatedWebhook, DeliveryAttempt, DeliveryOutcome,
             crate::webhooks::WebhookList, crate::webhooks::DeliveryAttemptList,
-            crate::webhooks::WebhookRequest, crate::webhooks::WebhookPatch,
+            crate::schemas::WebhookRequest, crate::schemas::WebhookPatch,
         ),
         responses(
             BadRequest, Unauthorized, Forbidden, NotFound, Conflict, PayloadTooLarge,

@@ -7,6 +7,7 @@ use orderly_core::input;
 use orderly_core::openapi::from_json;
 use orderly_core::ports::DeadLetter;
 use orderly_core::shape::Shape;
+use orderly_core::webhooks;
 use orderly_core::{DomainEvent, OrderId, Product};
 use serde::Serialize;
 use utoipa::PartialSchema;
@@ -305,4 +306,12 @@ request_body!(
 request_body!(
     /// The optional body of `POST /admin/dlq/replay` ([`input::ReplayBody`]).
     ReplayRequest = input::ReplayBody
+);
+request_body!(
+    /// The body of `POST /admin/webhooks` ([`webhooks::NewWebhookBody`]).
+    WebhookRequest = webhooks::NewWebhookBody
+);
+request_body!(
+    /// The body of `PATCH /admin/webhooks/{webhookId}` ([`webhooks::WebhookPatchBody`]).
+    WebhookPatch = webhooks::WebhookPatchBody
 );

@@ -350,12 +350,15 @@ async fn every_error_answer_is_an_error_body_with_its_documented_headers() {
 fn the_request_schemas_are_the_declared_shapes() {
     use orderly_core::input::{CreateOrderBody, ProductBody, ReplayBody};
     use orderly_core::shape::{Shape, Wire};
+    use orderly_core::webhooks::{NewWebhookBody, WebhookPatchBody};
     let doc = document();
     let schemas = &doc["components"]["schemas"];
     let mut declared = CreateOrderBody::all_components();
     declared.extend(ProductBody::all_components());
     declared.extend(ReplayBody::all_components());
-    assert_eq!(declared.len(), 4, "{declared:?}");
+    declared.extend(NewWebhookBody::all_components());
+    declared.extend(WebhookPatchBody::all_components());
+    assert_eq!(declared.len(), 6, "{declared:?}");
     declared.push(("Money", <orderly_core::Money as Wire>::schema()));
     declared.push(("Qty", <orderly_core::Qty as Wire>::schema()));
     declared.push(("Email", <orderly_core::Email as Wire>::schema()));
