@@ -39,7 +39,7 @@ async fn relay_one(l: &Lambda, record: &Value) -> Result<Relayed, String> {
     let out = relay_change(
         stream,
         &change,
-        l.app.ports().queue.as_ref(),
+        l.app.queue().as_ref(),
         ORDERS_QUEUE,
         l.bus.as_deref(),
     )

@@ -293,7 +293,7 @@ pub async fn open_backend(cfg: &ServeConfig) -> anyhow::Result<Opened> {
                 cfg.processing.payment.clone(),
             )?;
             let bus = Arc::new(QueueBus::new(
-                app.ports().queue.clone(),
+                app.queue().clone(),
                 orderly_core::events::local_routes(),
             ));
             let keys = KeyService::new(Arc::new(store.clone()), Arc::new(SystemClock));
@@ -464,7 +464,7 @@ pub async fn start(cfg: ServeConfig) -> anyhow::Result<Running> {
         let relay = opened.orders_stream.take().map(|reader| {
             tokio::spawn(orderly_aws::streams::run_orders_relay(
                 reader,
-                app.ports().queue.clone(),
+                app.queue().clone(),
                 orderly_core::ports::ORDERS_QUEUE,
                 stop.subscribe(),
             ))

@@ -156,13 +156,13 @@ impl ProcessOps {
     pub fn new(cfg: &OpsConfig, app: &Orderly) -> Arc<ProcessOps> {
         Arc::new(ProcessOps {
             handle: prometheus(),
-            alarms: Mutex::new(Alarms::new(cfg.alarms, app.ports().clock.now())),
+            alarms: Mutex::new(Alarms::new(cfg.alarms, app.clock().now())),
         })
     }
 
     /// One round: queue gauges, histogram upkeep, alarm evaluation. Answers the changes.
     pub async fn tick(&self, app: &Orderly) -> Vec<AlarmChange> {
-        let queue = &app.ports().queue;
+        let queue = &app.queue();
         // The orders queue and one queue per event subscription (the local event bus).
         let subscriptions = orderly_core::events::local_routes();
         let names = [ORDERS_QUEUE, orderly_core::webhooks::DELIVERY_QUEUE]
@@ -183,7 +183,7 @@ impl ProcessOps {
             return Vec::new();
         };
         handle.run_upkeep();
-        let sample = sample_from(&handle.render(), app.ports().clock.now().millis());
+        let sample = sample_from(&handle.render(), app.clock().now().millis());
         let changes = self
             .alarms
             .lock()

@@ -159,8 +159,22 @@ impl Orderly {
             .map(|w| crate::webhooks::WebhookAdmin::new(w.clone(), self.ports().clock.clone()))
     }
 
+    /// Every adapter, for tests and diagnostics that inspect what they hold. The drivers
+    /// (HTTP, the worker, the Lambda functions, the binary) reach the use cases through
+    /// `Orderly`'s methods, and of the ports only the two below.
     pub fn ports(&self) -> &Ports {
         &self.ports
+    }
+
+    /// The message queue, which the drivers consume (the worker's loops, the Lambda relay,
+    /// the queue-depth gauges).
+    pub fn queue(&self) -> &Arc<dyn Queue> {
+        &self.ports.queue
+    }
+
+    /// The time every use case and driver reads.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.ports.clock
     }
 
     /// Accepts an order: prices it from the catalogue, checks a given total, and writes it

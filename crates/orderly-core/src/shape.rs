@@ -15,8 +15,17 @@
 //!   accepts.
 //!
 //! The value types' own rules stay with the types ([`UserId`], [`Email`], [`Money`], ...);
-//! this module only maps them to and from JSON. A parse works on a `serde_json::Value`
-//! rather than serde's derive so that one request gets all of its field errors at once.
+//! this module only maps them to and from JSON.
+//!
+//! Why not the usual crates: serde's derive stops at the first error, so a body with a
+//! wrong type in one field and a missing other field would get one answer, not both
+//! (`serde_path_to_error` names that one error's path, still one); validation crates
+//! (`validator`, `garde`) run on a struct that has already deserialized, so they never
+//! see a type error; `schemars` and utoipa's derive describe a struct but not our rules
+//! (an id's pattern, money's two decimals, an email's byte limits, one of `productId` and
+//! `sku`), and neither writes the draft-04 dialect API Gateway needs. Each would still need
+//! the rules said a second time. Here a field's type says them once, and the parse walks a
+//! `serde_json::Value` so that every field is looked at whatever the others hold.
 
 use std::borrow::Cow;
 use std::collections::HashMap;

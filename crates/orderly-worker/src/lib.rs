@@ -160,7 +160,7 @@ impl Worker {
             for _ in 0..deliverer.config().consumers.max(1) {
                 tasks.spawn(webhooks::run_deliveries(
                     deliverer.clone(),
-                    self.app.ports().queue.clone(),
+                    self.app.queue().clone(),
                     self.cfg.clone(),
                     self.handback.clone(),
                     shutdown.clone(),
@@ -174,7 +174,7 @@ impl Worker {
                 tracing::error!(error = %e, "worker task failed");
             }
         }
-        self.handback.flush(&self.app.ports().queue).await;
+        self.handback.flush(self.app.queue()).await;
         tracing::info!("worker stopped");
     }
 
@@ -182,7 +182,7 @@ impl Worker {
     /// each received batch ([`Orderly::react_many`]: in queue order, written once per
     /// batch where the subscriber allows it), then acking what succeeded in one call.
     async fn subscriber(self, subscription: &'static str, shutdown: watch::Receiver<bool>) {
-        let q = self.app.ports().queue.clone();
+        let q = self.app.queue().clone();
         let (app, notifier, cfg) = (self.app.clone(), self.notifier.clone(), self.cfg.clone());
         self.receive_loop(subscription, shutdown, move |msgs, _| {
             let (q, app, notifier, cfg) = (q.clone(), app.clone(), notifier.clone(), cfg.clone());
@@ -247,7 +247,7 @@ impl Worker {
         F: Fn(Vec<Message>, watch::Receiver<bool>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let q = self.app.ports().queue.clone();
+        let q = self.app.queue().clone();
         let cfg = self.cfg.clone();
         loop {
             if *shutdown.borrow() {
@@ -287,7 +287,7 @@ impl Worker {
         F: Fn(Message) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<(), String>> + Send + 'static,
     {
-        let q = self.app.ports().queue.clone();
+        let q = self.app.queue().clone();
         let cfg = self.cfg.clone();
         let handle = Arc::new(handle);
         let handback = self.handback.clone();
@@ -390,8 +390,8 @@ impl Worker {
                 _ = tick.tick() => {}
                 _ = shutdown.changed() => return,
             }
-            let before = self.app.ports().clock.now().plus_secs(-DLQ_RETENTION_SECS);
-            match self.app.ports().queue.purge_dead_letters(before).await {
+            let before = self.app.clock().now().plus_secs(-DLQ_RETENTION_SECS);
+            match self.app.queue().purge_dead_letters(before).await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(purged = n, "expired dead letters removed"),
                 Err(e) => tracing::warn!(error = %e, "dead-letter retention failed"),

@@ -204,7 +204,7 @@ impl Deliverer {
             };
         }
         let body = m.event.to_string();
-        let timestamp = self.app.ports().clock.now().millis().div_euclid(1000);
+        let timestamp = self.app.clock().now().millis().div_euclid(1000);
         let signed = match signature(&ep.secret, timestamp, &body) {
             Ok(s) => s,
             Err(e) => {
@@ -304,7 +304,7 @@ impl Deliverer {
             return Settle::Ack;
         }
         let attempt = msg.attempt.max(last.map_or(1, |a| a.attempt + 1));
-        let at = self.app.ports().clock.now();
+        let at = self.app.clock().now();
         let started = Instant::now();
         let answer = self.post(&ep, &msg, attempt).await;
         let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
@@ -352,8 +352,7 @@ impl Deliverer {
                 };
                 match self
                     .app
-                    .ports()
-                    .queue
+                    .queue()
                     .send(DELIVERY_QUEUE, &next.to_json(), delay)
                     .await
                 {
