@@ -9,6 +9,7 @@
 //! It may depend on every Orderly crate, tokio, clap and tracing.
 
 #[cfg(feature = "aws")]
+pub mod alarms;
 pub mod aws;
 pub mod bench;
 pub mod ops;

@@ -470,12 +470,12 @@ struct Alarming {
 impl Alarming {
     fn config(self) -> orderly::ops::OpsConfig {
         orderly::ops::OpsConfig {
-            alarms: orderly_core::alarms::AlarmConfig {
+            alarms: orderly::alarms::AlarmConfig {
                 dlq_depth: self.alarm_dlq_depth,
                 saga_failure_rate: self.alarm_saga_failure_rate,
                 http_5xx_rate: self.alarm_5xx_rate,
                 window_secs: self.alarm_window_secs,
-                ..orderly_core::alarms::AlarmConfig::default()
+                ..orderly::alarms::AlarmConfig::default()
             },
             interval: Duration::from_secs(self.alarm_interval_secs),
             alarm_webhook: self.alarm_webhook_url,

@@ -1,16 +1,17 @@
 //! Operations of the one-machine runtime: the process-wide Prometheus registry behind the
 //! `metrics` facade, a sampler that turns queue depths into gauges, and the in-process
-//! alarms (`orderly_core::alarms`) evaluated on what the registry holds. Alarm state
+//! alarms (`crate::alarms`) evaluated on what the registry holds. Alarm state
 //! changes are logged, and posted to a webhook when one is configured.
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
+use crate::alarms::{AlarmChange, AlarmConfig, Alarms, Sample};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use orderly_core::Orderly;
-use orderly_core::alarms::{AlarmChange, AlarmConfig, AlarmStatus, Alarms, Sample};
 use orderly_core::metrics as m;
 use orderly_core::ports::ORDERS_QUEUE;
+use orderly_http::ops::{AlarmState, AlarmStatus};
 use tokio::sync::watch;
 
 /// Histogram buckets (seconds) of every `_seconds` metric: fine below 10 ms for the API,
@@ -190,9 +191,7 @@ impl ProcessOps {
             .unwrap_or_else(|p| p.into_inner())
             .observe(sample);
         for status in self.alarms().iter().chain(changes.iter().map(|c| &c.alarm)) {
-            let firing = f64::from(u8::from(
-                status.state == orderly_core::alarms::AlarmState::Alarm,
-            ));
+            let firing = f64::from(u8::from(status.state == AlarmState::Alarm));
             metrics::gauge!(m::ALARM_STATE, "alarm" => status.name).set(firing);
         }
         changes
@@ -274,7 +273,7 @@ pub async fn run(
 
 async fn notify(change: &AlarmChange, channels: &AlarmChannels, client: Option<&reqwest::Client>) {
     let a = &change.alarm;
-    if a.state == orderly_core::alarms::AlarmState::Alarm {
+    if a.state == AlarmState::Alarm {
         tracing::warn!(alarm = a.name, from = %change.from, value = ?a.value, threshold = a.threshold, "ALARM: {}", a.description);
     } else {
         tracing::info!(alarm = a.name, from = %change.from, to = %a.state, value = ?a.value, "alarm state changed");

@@ -20,7 +20,6 @@
 
 pub mod access;
 pub mod actions;
-pub mod alarms;
 pub mod cursor;
 pub mod egress;
 pub mod error;

@@ -183,6 +183,10 @@ pub fn all() -> impl Iterator<Item = &'static str> {
     CATALOGUE.iter().map(|m| m.name)
 }
 
+/// The alarms of `orderly serve` (the `alarm` label of [`ALARM_STATE`]): dead letters
+/// piling up, sagas failing, the API answering 5xx.
+pub const ALARM_NAMES: [&str; 3] = ["dlq_depth", "saga_failure_rate", "http_5xx_rate"];
+
 /// The series a fresh process exports, at zero, so that dashboards and `rate()` see every
 /// metric from the start: each metric with each of its known label values (the queues, the
 /// alarms, the outcomes); a metric labelled by request starts with the order-creation series.
@@ -195,10 +199,7 @@ pub fn initial_series() -> Vec<(Metric, Vec<(&'static str, &'static str)>)> {
     for m in CATALOGUE {
         let sets: Vec<Vec<(&'static str, &'static str)>> = match m.name {
             QUEUE_DEPTH | QUEUE_OLDEST_AGE => queues.iter().map(|q| vec![("queue", *q)]).collect(),
-            ALARM_STATE => crate::alarms::NAMES
-                .iter()
-                .map(|a| vec![("alarm", *a)])
-                .collect(),
+            ALARM_STATE => ALARM_NAMES.iter().map(|a| vec![("alarm", *a)]).collect(),
             SAGA_DURATION => [outcome::FULFILLED, outcome::FAILED, outcome::CANCELLED]
                 .iter()
                 .map(|o| vec![("outcome", *o)])

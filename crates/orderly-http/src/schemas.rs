@@ -37,7 +37,7 @@ pub struct OrderEvents {
 /// `GET /admin/alarms`: every alarm and its state.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AlarmList {
-    pub items: Vec<orderly_core::alarms::AlarmStatus>,
+    pub items: Vec<crate::ops::AlarmStatus>,
 }
 
 /// `GET /admin/dlq`: dead-lettered messages, oldest first.

@@ -1,5 +1,7 @@
-//! Alarms over metric samples, evaluated in-process like the CloudWatch alarms of the AWS
-//! stack: dead letters piling up, sagas failing, the API answering 5xx.
+//! The binary's alarms over metric samples, evaluated in-process like the CloudWatch alarms
+//! of the AWS stack: dead letters piling up, sagas failing, the API answering 5xx. What
+//! `GET /admin/alarms` shows of them is `orderly_http::ops::AlarmStatus`; their names are
+//! the `alarm` label values of the metric catalogue (`orderly_core::metrics::ALARM_NAMES`).
 //!
 //! The evaluator is pure: it is fed [`Sample`]s (cumulative counters and a gauge, read
 //! from the metrics registry at a moment) and answers which alarms changed state. Rates
@@ -10,7 +12,9 @@ use std::collections::VecDeque;
 
 use serde::Serialize;
 
-use crate::model::Timestamp;
+use orderly_core::Timestamp;
+use orderly_core::metrics::ALARM_NAMES;
+use orderly_http::ops::{AlarmState, AlarmStatus};
 
 /// Cumulative counters (since the process started) and gauges at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -23,7 +27,7 @@ pub struct Sample {
     pub http_5xx: f64,
 }
 
-/// Thresholds; the defaults are the seeds' CloudWatch alarms.
+/// Thresholds; the defaults are those of the stack's CloudWatch alarms.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AlarmConfig {
     /// Dead letters above this fire `dlq_depth`.
@@ -74,44 +78,6 @@ impl AlarmConfig {
     }
 }
 
-/// An alarm's state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub enum AlarmState {
-    Ok,
-    Alarm,
-    InsufficientData,
-}
-
-impl std::fmt::Display for AlarmState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            AlarmState::Ok => "OK",
-            AlarmState::Alarm => "ALARM",
-            AlarmState::InsufficientData => "INSUFFICIENT_DATA",
-        })
-    }
-}
-
-/// One alarm as `GET /admin/alarms` shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(rename_all = "camelCase")]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct AlarmStatus {
-    /// `dlq_depth`, `saga_failure_rate` or `http_5xx_rate`.
-    #[cfg_attr(feature = "openapi", schema(value_type = String))]
-    pub name: &'static str,
-    pub description: String,
-    pub state: AlarmState,
-    /// The last evaluated value (a count or a ratio); `null` without enough data.
-    #[cfg_attr(feature = "openapi", schema(required = true))]
-    pub value: Option<f64>,
-    pub threshold: f64,
-    /// When the alarm entered its state.
-    pub since: Timestamp,
-}
-
 /// A state change, to notify.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -120,11 +86,9 @@ pub struct AlarmChange {
     pub alarm: AlarmStatus,
 }
 
-pub const DLQ_DEPTH: &str = "dlq_depth";
-pub const SAGA_FAILURE_RATE: &str = "saga_failure_rate";
-pub const HTTP_5XX_RATE: &str = "http_5xx_rate";
-/// Every alarm's name.
-pub const NAMES: [&str; 3] = [DLQ_DEPTH, SAGA_FAILURE_RATE, HTTP_5XX_RATE];
+pub const DLQ_DEPTH: &str = ALARM_NAMES[0];
+pub const SAGA_FAILURE_RATE: &str = ALARM_NAMES[1];
+pub const HTTP_5XX_RATE: &str = ALARM_NAMES[2];
 
 /// The alarms and the samples of the window.
 #[derive(Debug)]
