@@ -259,8 +259,8 @@ reusable_response!(
 /// Names a request body declared in `orderly_core::input` (with `orderly_core::shape!`) for
 /// the handlers' `#[utoipa::path]`: its schema, and those it refers to, are the ones derived
 /// from that declaration, the same one its parser is.
-macro_rules! request_body {
-    ($(#[$doc:meta])* $name:ident = $shape:ty) => {
+macro_rules! request_bodies {
+    ($($(#[$doc:meta])* $name:ident = $shape:ty;)*) => {$(
         $(#[$doc])*
         #[derive(Debug)]
         pub struct $name;
@@ -288,30 +288,20 @@ macro_rules! request_body {
                 }
             }
         }
-    };
+    )*};
 }
 
-request_body!(
+request_bodies! {
     /// The body of `POST /orders` ([`input::CreateOrderBody`]).
-    CreateOrderRequest = input::CreateOrderBody
-);
-request_body!(
+    CreateOrderRequest = input::CreateOrderBody;
     /// One line of a [`CreateOrderRequest`] ([`input::LineBody`]).
-    OrderLineRequest = input::LineBody
-);
-request_body!(
+    OrderLineRequest = input::LineBody;
     /// The body of `PUT /products/{productId}` ([`input::ProductBody`]).
-    ProductRequest = input::ProductBody
-);
-request_body!(
+    ProductRequest = input::ProductBody;
     /// The optional body of `POST /admin/dlq/replay` ([`input::ReplayBody`]).
-    ReplayRequest = input::ReplayBody
-);
-request_body!(
+    ReplayRequest = input::ReplayBody;
     /// The body of `POST /admin/webhooks` ([`webhooks::NewWebhookBody`]).
-    WebhookRequest = webhooks::NewWebhookBody
-);
-request_body!(
+    WebhookRequest = webhooks::NewWebhookBody;
     /// The body of `PATCH /admin/webhooks/{webhookId}` ([`webhooks::WebhookPatchBody`]).
-    WebhookPatch = webhooks::WebhookPatchBody
-);
+    WebhookPatch = webhooks::WebhookPatchBody;
+}
