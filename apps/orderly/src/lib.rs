@@ -8,8 +8,8 @@
 //!
 //! It may depend on every Orderly crate, tokio, clap and tracing.
 
-#[cfg(feature = "aws")]
 pub mod alarms;
+#[cfg(feature = "aws")]
 pub mod aws;
 pub mod bench;
 pub mod ops;

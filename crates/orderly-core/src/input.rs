@@ -14,7 +14,7 @@ use crate::error::{Error, FieldError};
 use crate::model::{OrderFilter, ProductSpec};
 use crate::money::Money;
 pub use crate::shape::NumberTexts;
-use crate::shape::{Currency, List, Positive, Scope, Shape, Text, Whole, key_name};
+use crate::shape::{Currency, Cx, List, PageSize, Positive, Scope, Shape, Text, Whole, Wire};
 use crate::status::OrderStatus;
 use crate::types::{Email, ProductId, Qty, Stock, UserId};
 
@@ -227,55 +227,59 @@ pub fn parse_product_exact(
     })
 }
 
+/// A page cursor as the client gives it back: 1 to 512 characters (what it holds is
+/// checked when it is used).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CursorText(pub String);
+
+impl Wire for CursorText {
+    fn read(v: &Value, cx: &mut Cx<'_>) -> Option<Self> {
+        match v.as_str() {
+            Some(s) if !s.is_empty() && s.len() <= 512 => Some(CursorText(s.to_owned())),
+            _ => {
+                cx.fail("is not a valid cursor");
+                None
+            }
+        }
+    }
+    fn schema() -> Value {
+        json!({"type": "string", "minLength": 1, "maxLength": 512})
+    }
+}
+
+crate::shape! {
+    /// The query of `GET /orders`: filters and paging.
+    pub struct ListOrdersQuery as "ListOrdersQuery" {
+        /// Only this user's orders.
+        "userId" => user_id: Option<UserId>,
+        /// Only orders in this status.
+        "status" => status: Option<OrderStatus>,
+        /// Page size, 1 to 100 (default 20).
+        "limit" => limit: PageSize<DEFAULT_PAGE, MAX_PAGE>,
+        /// The `nextCursor` of the previous page, as given (opaque). Any other value is 400.
+        "cursor" => cursor: Option<CursorText>,
+    }
+}
+
+crate::shape! {
+    /// The query of the admin lists (`GET /admin/dlq`, a webhook's deliveries).
+    pub struct AdminListQuery as "AdminListQuery" {
+        /// At most this many, 1 to 1000 (default 100).
+        "limit" => limit: PageSize<100, 1000>,
+    }
+}
+
 /// Parses the query string pairs of `GET /orders`.
 pub fn parse_list_orders(pairs: &[(String, String)]) -> Result<ListOrders, Error> {
-    let mut errors = Vec::new();
-    let mut out = ListOrders {
-        filter: OrderFilter::default(),
-        limit: DEFAULT_PAGE,
-        cursor: None,
-    };
-    let mut seen = Vec::new();
-    for (k, v) in pairs {
-        if seen.contains(&k.as_str()) {
-            errors.push(FieldError::new(key_name(k), "must be given at most once"));
-            continue;
-        }
-        seen.push(k.as_str());
-        match k.as_str() {
-            "userId" => match v.parse::<UserId>() {
-                Ok(u) => out.filter.user_id = Some(u),
-                Err(e) => errors.push(FieldError::new("userId", e.0)),
-            },
-            "status" => match v.parse::<OrderStatus>() {
-                Ok(s) => out.filter.status = Some(s),
-                Err(e) => errors.push(FieldError::new("status", e.0)),
-            },
-            "limit" => match v.parse::<u32>() {
-                Ok(n) if (1..=MAX_PAGE).contains(&n) => out.limit = n,
-                _ => errors.push(FieldError::new(
-                    "limit",
-                    format!("must be a whole number from 1 to {MAX_PAGE}"),
-                )),
-            },
-            "cursor" => {
-                if v.is_empty() || v.len() > 512 {
-                    errors.push(FieldError::new("cursor", "is not a valid cursor"));
-                } else {
-                    out.cursor = Some(v.clone());
-                }
-            }
-            other => errors.push(FieldError::new(
-                key_name(other),
-                "is not a known query parameter (expected userId, status, limit, cursor)",
-            )),
-        }
-    }
-    if errors.is_empty() {
-        Ok(out)
-    } else {
-        Err(Error::invalid(errors))
-    }
+    let q = ListOrdersQuery::parse_query(pairs)?;
+    Ok(ListOrders {
+        filter: OrderFilter {
+            user_id: q.user_id,
+            status: q.status,
+        },
+        limit: q.limit.0,
+        cursor: q.cursor.map(|c| c.0),
+    })
 }
 
 #[cfg(test)]

@@ -35,6 +35,7 @@ use serde_json::{Map, Value, json};
 
 use crate::error::{Error, FieldError};
 use crate::money::{CURRENCY, MAX_MINOR, Money};
+use crate::status::OrderStatus;
 use crate::types::{Email, InvalidValue, ProductId, Qty, UserId};
 
 /// The text of each number at the top level of a JSON object, as the client wrote it, so
@@ -92,6 +93,8 @@ pub fn key_name(key: &str) -> &str {
 /// number.
 #[derive(Debug)]
 pub struct Cx<'a> {
+    /// What a member of an object is called in errors: a field, or a query parameter.
+    noun: &'static str,
     parent: &'a str,
     step: Step<'a>,
     errors: &'a mut Vec<FieldError>,
@@ -152,6 +155,7 @@ impl<'a> Cx<'a> {
     pub fn inside<R>(&mut self, f: impl FnOnce(&mut Scope<'_>) -> R) -> R {
         let here = self.path();
         let mut scope = Scope {
+            noun: self.noun,
             path: &here,
             errors: self.errors,
             numbers: self.numbers,
@@ -163,6 +167,7 @@ impl<'a> Cx<'a> {
 /// The inside of an object or a list being read: its children are read from here.
 #[derive(Debug)]
 pub struct Scope<'a> {
+    noun: &'static str,
     path: &'a str,
     errors: &'a mut Vec<FieldError>,
     numbers: Option<&'a NumberTexts>,
@@ -186,6 +191,7 @@ impl Scope<'_> {
     pub fn field<T: Wire>(&mut self, obj: &Map<String, Value>, name: &str) -> Option<T> {
         let text = self.numbers.and_then(|n| n.get(name));
         let mut cx = Cx {
+            noun: self.noun,
             parent: self.path,
             step: Step::Key(name),
             errors: self.errors,
@@ -207,6 +213,7 @@ impl Scope<'_> {
     /// Reads element `i` of a list.
     pub fn element<T: Wire>(&mut self, v: &Value, i: usize) -> Option<T> {
         let mut cx = Cx {
+            noun: self.noun,
             parent: self.path,
             step: Step::Index(i),
             errors: self.errors,
@@ -228,7 +235,8 @@ impl Scope<'_> {
         unknown.sort();
         for k in unknown {
             let reason = format!(
-                "is not a known field (expected one of: {})",
+                "is not a known {} (expected one of: {})",
+                self.noun,
                 known.join(", ")
             );
             self.fail_at(key_name(k), reason);
@@ -276,16 +284,41 @@ pub trait Shape: Wire {
 
     /// Parses a body, with `errors` found beforehand (such as a rule across the body and
     /// the path); every error is reported, in the order of the fields they concern.
-    fn parse(
-        body: &Value,
-        numbers: &NumberTexts,
-        mut errors: Vec<FieldError>,
-    ) -> Result<Self, Error> {
+    fn parse(body: &Value, numbers: &NumberTexts, errors: Vec<FieldError>) -> Result<Self, Error> {
         if !body.is_object() {
             let reason = format!("must be a JSON object, not {}", type_name(body));
             return Err(Error::invalid_field("body", reason));
         }
+        Self::read_top(body, numbers, errors, "field")
+    }
+
+    /// Parses a query string's pairs, each parameter's text as a JSON string (the field
+    /// types of a query shape read their values from text). A parameter given twice is
+    /// refused, not read twice.
+    fn parse_query(pairs: &[(String, String)]) -> Result<Self, Error> {
+        let mut object = Map::new();
+        let mut errors = Vec::new();
+        for (k, v) in pairs {
+            if object.contains_key(k) {
+                errors.push(FieldError::new(key_name(k), "must be given at most once"));
+            } else {
+                object.insert(k.clone(), Value::String(v.clone()));
+            }
+        }
+        let query = Value::Object(object);
+        Self::read_top(&query, &NumberTexts::default(), errors, "query parameter")
+    }
+
+    /// Reads the top-level object and reports every error, in the order of the fields
+    /// they concern.
+    fn read_top(
+        body: &Value,
+        numbers: &NumberTexts,
+        mut errors: Vec<FieldError>,
+        noun: &'static str,
+    ) -> Result<Self, Error> {
         let mut cx = Cx {
+            noun,
             parent: "",
             step: Step::Here,
             errors: &mut errors,
@@ -578,6 +611,16 @@ fn ident_schema(max: usize) -> Value {
     })
 }
 
+impl Wire for OrderStatus {
+    fn read(v: &Value, cx: &mut Cx<'_>) -> Option<Self> {
+        parsed(v, cx)
+    }
+    fn schema() -> Value {
+        let names: Vec<&str> = OrderStatus::ALL.iter().map(|s| s.as_str()).collect();
+        json!({"type": "string", "enum": names})
+    }
+}
+
 impl Wire for UserId {
     fn read(v: &Value, cx: &mut Cx<'_>) -> Option<Self> {
         parsed(v, cx)
@@ -665,6 +708,28 @@ impl Wire for Qty {
             "maximum": Qty::MAX,
             "examples": [2],
         })
+    }
+}
+
+/// A query parameter's count from 1 to `MAX`, `DEFAULT` when absent, read from its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageSize<const DEFAULT: u32, const MAX: u32>(pub u32);
+
+impl<const DEFAULT: u32, const MAX: u32> Wire for PageSize<DEFAULT, MAX> {
+    fn read(v: &Value, cx: &mut Cx<'_>) -> Option<Self> {
+        match v.as_str().and_then(|s| s.parse::<u32>().ok()) {
+            Some(n) if (1..=MAX).contains(&n) => Some(PageSize(n)),
+            _ => {
+                cx.fail(format!("must be a whole number from 1 to {MAX}"));
+                None
+            }
+        }
+    }
+    fn absent() -> Result<Self, &'static str> {
+        Ok(PageSize(DEFAULT))
+    }
+    fn schema() -> Value {
+        json!({"type": "integer", "minimum": 1, "maximum": MAX, "default": DEFAULT})
     }
 }
 

@@ -362,15 +362,7 @@ async fn get_order(
     description = "One page of orders matching the filters. A customer lists only their own \
         orders (`userId`, if given, must be their own, else 403); admins list everyone's. \
         Every parameter may be given at most once; unknown parameters are 400.",
-    params(
-        ("userId" = Option<orderly_core::UserId>, Query, description = "Only this user's orders."),
-        ("status" = Option<orderly_core::OrderStatus>, Query, description = "Only orders in this status."),
-        ("limit" = Option<u32>, Query, minimum = 1, maximum = 100,
-            description = "Page size, 1 to 100 (default 20)."),
-        ("cursor" = Option<String>, Query, min_length = 1, max_length = 512,
-            description = "The `nextCursor` of the previous page, as given (opaque). Any \
-            other value is 400."),
-    ),
+    params(schemas::ListOrdersParams),
     responses(
         (status = 200, description = "One page; `nextCursor` is null on the last page.",
             body = ref("#/components/schemas/OrderPage")),
@@ -539,8 +531,7 @@ async fn put_product(
     summary = "Dead-lettered messages (admin only)",
     description = "Messages that failed 3 times, oldest first (kept 14 days). Admins only: a \
         customer gets 403. Unknown parameters are 400.",
-    params(("limit" = Option<u32>, Query, minimum = 1, maximum = 1000,
-        description = "At most this many, 1 to 1000 (default 100).")),
+    params(schemas::AdminListParams),
     responses(
         (status = 200, description = "The dead letters.", body = schemas::DeadLetterList),
         (status = 400, response = schemas::BadRequest),
@@ -685,25 +676,7 @@ pub(crate) fn limit_only(
     query: Result<Query<Vec<(String, String)>>, axum::extract::rejection::QueryRejection>,
 ) -> ApiResult<u32> {
     let Query(pairs) = query.map_err(|e| ApiError::bad_field("query", e.body_text()))?;
-    let mut limit = 100;
-    for (k, v) in pairs {
-        match k.as_str() {
-            "limit" => {
-                limit = v
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|n| (1..=1000).contains(n))
-                    .ok_or_else(|| {
-                        ApiError::bad_field("limit", "must be a whole number from 1 to 1000")
-                    })?;
-            }
-            other => {
-                return Err(ApiError::bad_field(
-                    other,
-                    "is not a known query parameter (expected limit)",
-                ));
-            }
-        }
-    }
-    Ok(limit)
+    Ok(orderly_core::input::AdminListQuery::parse_query(&pairs)?
+        .limit
+        .0)
 }

@@ -291,6 +291,84 @@ macro_rules! request_bodies {
     )*};
 }
 
+/// Names a query declared in core with `orderly_core::shape!` for the handlers'
+/// `#[utoipa::path]` (`params(...)`): each field is a parameter, described from the same
+/// declaration its parser is.
+macro_rules! query_params {
+    ($($(#[$doc:meta])* $name:ident = $shape:ty;)*) => {$(
+        $(#[$doc])*
+        #[derive(Debug)]
+        pub struct $name;
+
+        impl utoipa::IntoParams for $name {
+            fn into_params(
+                _: impl Fn() -> Option<utoipa::openapi::path::ParameterIn>,
+            ) -> Vec<utoipa::openapi::path::Parameter> {
+                query_parameters::<$shape>()
+            }
+        }
+    )*};
+}
+
+/// A schema without its `null` alternative: a query parameter is left out, never null.
+fn without_null(mut schema: serde_json::Value) -> serde_json::Value {
+    if let Some(types) = schema.get_mut("type").and_then(|t| t.as_array_mut()) {
+        types.retain(|t| t != "null");
+        if types.len() == 1 {
+            schema["type"] = types[0].clone();
+        }
+    }
+    if let Some(values) = schema.get_mut("enum").and_then(|e| e.as_array_mut()) {
+        values.retain(|v| !v.is_null());
+    }
+    schema
+}
+
+/// The query parameters of the shape `S`, in the order it declares them.
+fn query_parameters<S: Shape>() -> Vec<utoipa::openapi::path::Parameter> {
+    use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
+    let own = S::all_components()
+        .into_iter()
+        .find(|(n, _)| *n == S::NAME)
+        .map(|(_, s)| s)
+        .unwrap_or_default();
+    let required: Vec<&str> = own["required"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r.as_str())
+        .collect();
+    S::FIELDS
+        .iter()
+        .map(|name| {
+            let mut schema = own["properties"][*name].clone();
+            let description = schema
+                .as_object_mut()
+                .and_then(|o| o.remove("description"))
+                .and_then(|d| d.as_str().map(str::to_owned));
+            let required = if required.contains(name) {
+                utoipa::openapi::Required::True
+            } else {
+                utoipa::openapi::Required::False
+            };
+            ParameterBuilder::new()
+                .name(*name)
+                .parameter_in(ParameterIn::Query)
+                .required(required)
+                .description(description)
+                .schema(Some(from_json(without_null(schema))))
+                .build()
+        })
+        .collect()
+}
+
+query_params! {
+    /// The query of `GET /orders` ([`input::ListOrdersQuery`]).
+    ListOrdersParams = input::ListOrdersQuery;
+    /// The query of the admin lists ([`input::AdminListQuery`]).
+    AdminListParams = input::AdminListQuery;
+}
+
 request_bodies! {
     /// The body of `POST /orders` ([`input::CreateOrderBody`]).
     CreateOrderRequest = input::CreateOrderBody;

@@ -194,8 +194,7 @@ pub(crate) async fn delete_webhook(
         parameters are 400.",
     params(
         ("webhookId" = uuid::Uuid, Path, description = "The endpoint's id (a UUID)."),
-        ("limit" = Option<u32>, Query, minimum = 1, maximum = 1000,
-            description = "At most this many, 1 to 1000 (default 100)."),
+        schemas::AdminListParams,
     ),
     responses(
         (status = 200, description = "The attempts.", body = DeliveryAttemptList),
