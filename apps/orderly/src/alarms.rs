@@ -1,6 +1,6 @@
 //! The binary's alarms over metric samples, evaluated in-process like the CloudWatch alarms
 //! of the AWS stack: dead letters piling up, sagas failing, the API answering 5xx. What
-//! `GET /admin/alarms` shows of them is `orderly_http::ops::AlarmStatus`; their names are
+//! `GET /admin/alarms` shows of them is `orderly_http::schemas::AlarmStatus`; their names are
 //! the `alarm` label values of the metric catalogue (`orderly_core::metrics::ALARM_NAMES`).
 //!
 //! The evaluator is pure: it is fed [`Sample`]s (cumulative counters and a gauge, read
@@ -14,7 +14,7 @@ use serde::Serialize;
 
 use orderly_core::Timestamp;
 use orderly_core::metrics::ALARM_NAMES;
-use orderly_http::ops::{AlarmState, AlarmStatus};
+use orderly_http::schemas::{AlarmState, AlarmStatus};
 
 /// Cumulative counters (since the process started) and gauges at one moment.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]

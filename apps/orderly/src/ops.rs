@@ -11,7 +11,7 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use orderly_core::Orderly;
 use orderly_core::metrics as m;
 use orderly_core::ports::ORDERS_QUEUE;
-use orderly_http::ops::{AlarmState, AlarmStatus};
+use orderly_http::schemas::{AlarmState, AlarmStatus};
 use tokio::sync::watch;
 
 /// Histogram buckets (seconds) of every `_seconds` metric: fine below 10 ms for the API,

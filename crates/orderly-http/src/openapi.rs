@@ -93,7 +93,7 @@ customers).";
         schemas(
             Order, OrderItem, OrderStatus, Product, ProductList, DomainEvent,
             EventType, OrderEvents, DeadLetter, DeadLetterList, AlarmList,
-            crate::ops::AlarmStatus, crate::ops::AlarmState, ReplayResult, Body, FieldError,
+            crate::schemas::AlarmStatus, crate::schemas::AlarmState, ReplayResult, Body, FieldError,
             Health, Readiness, Money, Qty, Email, OrderId, ProductId, UserId, Timestamp,
             CreateOrderRequest, OrderLineRequest, ProductRequest, ReplayRequest,
             WebhookEndpoint, CreatedWebhook, DeliveryAttempt, DeliveryOutcome,

@@ -34,10 +34,48 @@ pub struct OrderEvents {
     pub items: Vec<DomainEvent>,
 }
 
+/// An alarm's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+#[derive(utoipa::ToSchema)]
+pub enum AlarmState {
+    Ok,
+    Alarm,
+    InsufficientData,
+}
+
+impl std::fmt::Display for AlarmState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AlarmState::Ok => "OK",
+            AlarmState::Alarm => "ALARM",
+            AlarmState::InsufficientData => "INSUFFICIENT_DATA",
+        })
+    }
+}
+
+/// One alarm as `GET /admin/alarms` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+#[derive(utoipa::ToSchema)]
+pub struct AlarmStatus {
+    /// `dlq_depth`, `saga_failure_rate` or `http_5xx_rate`.
+    #[schema(value_type = String)]
+    pub name: &'static str,
+    pub description: String,
+    pub state: AlarmState,
+    /// The last evaluated value (a count or a ratio); `null` without enough data.
+    #[schema(required = true)]
+    pub value: Option<f64>,
+    pub threshold: f64,
+    /// When the alarm entered its state.
+    pub since: orderly_core::Timestamp,
+}
+
 /// `GET /admin/alarms`: every alarm and its state.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AlarmList {
-    pub items: Vec<crate::ops::AlarmStatus>,
+    pub items: Vec<AlarmStatus>,
 }
 
 /// `GET /admin/dlq`: dead-lettered messages, oldest first.
