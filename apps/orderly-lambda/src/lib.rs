@@ -57,6 +57,10 @@ pub struct Lambda {
     /// Present when the function wired it ([`Lambda::with_saga_starter`], the `intake`
     /// function) and `ORDERLY_STATE_MACHINE_ARN` is set.
     pub starter: Option<SagaStarter>,
+    /// The tables, for the saga's ports a function adds ([`Lambda::with_saga`]).
+    store: Arc<DynamoStore>,
+    /// The payment simulator's settings, likewise.
+    payment: SimulatorConfig,
 }
 
 impl std::fmt::Debug for Lambda {
@@ -147,7 +151,8 @@ impl Lambda {
     /// Wires the adapters every function uses (DynamoDB, SQS) for a deployment. The
     /// clients only some functions call are added by those functions' bootstraps
     /// ([`Lambda::with_event_bus`], [`Lambda::with_sns`], [`Lambda::with_saga_starter`]), so
-    /// the other binaries do not link them.
+    /// the other binaries do not link them, and so are the saga's ports
+    /// ([`Lambda::with_saga`]).
     pub fn new(sdk: &orderly_aws::SdkConfig, deployment: Deployment, mut t: Tunables) -> Lambda {
         t.settings = orderly_aws::deployment::settings(t.settings);
         let store = Arc::new(DynamoStore::new(
@@ -159,10 +164,11 @@ impl Lambda {
             deployment.prefix.clone(),
             &[orderly_core::ports::ORDERS_QUEUE],
         ));
-        let gateway = Arc::new(PaymentSimulator::new(t.payment.clone()));
-        let ports = orderly_aws::deployment::ports(store, queue, gateway);
+        let ports = orderly_aws::deployment::ports(store.clone(), queue);
         Lambda {
             app: Orderly::new(ports, t.settings),
+            store,
+            payment: t.payment,
             bus: None,
             saga: SagaDef::orders(t.saga),
             http: t.http,
@@ -170,6 +176,16 @@ impl Lambda {
             notifier: Arc::new(orderly_core::ports::LogNotifier),
             starter: None,
         }
+    }
+
+    /// Adds what running saga steps and compensations takes: the saga's ports on
+    /// DynamoDB and the payment gateway (the `saga-step` and `intake` functions; the
+    /// others never run a step).
+    pub fn with_saga(mut self) -> Lambda {
+        let gateway = Arc::new(PaymentSimulator::new(self.payment.clone()));
+        let saga = orderly_core::SagaPorts::from_store(self.store.clone(), gateway);
+        self.app = self.app.with_saga(saga);
+        self
     }
 
     /// Adds the EventBridge bus (the `relay` function publishes to it).

@@ -144,8 +144,11 @@ pub async fn open(
     );
     let orders_stream = StreamReader::new(ddb, streams, tables.orders.clone(), tables.saga);
     let keys: Arc<dyn orderly_core::ports::ApiKeys> = store.clone();
-    let ports =
-        orderly_aws::deployment::ports(store, queue, Arc::new(PaymentSimulator::new(payment)));
+    let saga = orderly_core::SagaPorts::from_store(
+        store.clone(),
+        Arc::new(PaymentSimulator::new(payment)),
+    );
+    let ports = orderly_aws::deployment::ports(store, queue);
     let notifier = d.notify_topic_arn.as_ref().map(|arn| {
         Arc::new(SnsNotifier::new(
             orderly_aws::aws_sdk_sns::Client::new(&sdk),
@@ -153,7 +156,7 @@ pub async fn open(
         )) as Arc<dyn Notifier>
     });
     Ok(AwsRuntime {
-        app: Orderly::new(ports, settings),
+        app: Orderly::new(ports, settings).with_saga(saga),
         bus: Arc::new(EventBridgeBus::new(
             orderly_aws::aws_sdk_eventbridge::Client::new(&sdk),
             d.event_bus.clone(),

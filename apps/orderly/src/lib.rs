@@ -28,7 +28,7 @@ use orderly_core::egress::{EgressMode, EgressPolicy};
 use orderly_core::payment::{PaymentSimulator, SimulatorConfig};
 use orderly_core::ports::{Clock, EventBus, Notifier, SeedMode, SeedOutcome, SystemClock};
 use orderly_core::saga::{SagaDef, SagaSettings};
-use orderly_core::{Orderly, Ports, Settings};
+use orderly_core::{Orderly, Ports, SagaPorts, Settings};
 use orderly_http::{AppState, Authenticator, HttpConfig};
 use orderly_sqlite::{Durability, SqliteOptions, SqliteStore};
 use orderly_worker::bus::QueueBus;
@@ -206,8 +206,11 @@ pub fn open_app(
     .with_context(|| format!("opening the store in {}", data_dir.display()))?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let gateway = Arc::new(PaymentSimulator::new(payment));
-    let ports = Ports::from_store(Arc::new(store.clone()), clock, gateway);
-    let app = Orderly::new(ports, settings).with_webhooks(Arc::new(store.clone()));
+    let shared = Arc::new(store.clone());
+    let ports = Ports::from_store(shared.clone(), clock);
+    let app = Orderly::new(ports, settings)
+        .with_saga(SagaPorts::from_store(shared, gateway))
+        .with_webhooks(Arc::new(store.clone()));
     Ok((app, store))
 }
 

@@ -94,24 +94,19 @@ pub fn settings_from_vars(vars: &HashMap<String, String>) -> crate::AwsSettings 
 }
 
 /// The ports of an Orderly on a deployment: DynamoDB for everything stored, with the
-/// given queue and payment gateway, and the system clock.
+/// given queue, and the system clock.
 pub fn ports(
     store: std::sync::Arc<crate::dynamo::DynamoStore>,
     queue: std::sync::Arc<dyn orderly_core::ports::Queue>,
-    gateway: std::sync::Arc<dyn orderly_core::ports::PaymentGateway>,
 ) -> orderly_core::Ports {
     orderly_core::Ports {
         orders: store.clone(),
         inventory: store.clone(),
         idempotency: store.clone(),
         readiness: store.clone(),
-        reservations: store.clone(),
-        payments: store.clone(),
-        saga_log: store.clone(),
         notifications: store,
         queue,
         clock: std::sync::Arc::new(orderly_core::ports::SystemClock),
-        gateway,
     }
 }
 

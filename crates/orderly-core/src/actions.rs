@@ -64,6 +64,14 @@ pub fn tracking_id(order_id: OrderId) -> String {
 }
 
 impl Orderly {
+    /// The saga's ports; a runtime wired without them cannot run a step, which is retried
+    /// (and, the wiring staying wrong, dead-lettered) rather than failing the order.
+    pub(crate) fn saga(&self) -> Result<&crate::service::SagaPorts, StepError> {
+        self.saga_ports().ok_or_else(|| {
+            StepError::Retryable("this runtime runs no saga steps (no saga ports wired)".into())
+        })
+    }
+
     fn now(&self) -> Timestamp {
         self.ports().clock.now()
     }
@@ -87,6 +95,7 @@ impl Orderly {
     ) -> Result<bool, StepError> {
         let id = order.order_id;
         let p = self.ports();
+        let saga = self.saga()?;
         let given = step.is_some();
         match action {
             Action::ReserveInventory => {
@@ -95,7 +104,7 @@ impl Orderly {
                     EventType::InventoryReserved,
                     json!({ "items": order.items }),
                 );
-                match p.reservations.reserve(order, event, step).await? {
+                match saga.reservations.reserve(order, event, step).await? {
                     ReserveOutcome::Reserved => {
                         metrics::counter!(m::INVENTORY_RESERVED).increment(1);
                         Ok(given)
@@ -121,7 +130,7 @@ impl Orderly {
                 }
             }
             Action::ProcessPayment => {
-                match p.payments.payment(id).await? {
+                match saga.payments.payment(id).await? {
                     Some(PaymentState::Charged { .. }) => return Ok(false),
                     Some(PaymentState::Declined { reason }) => {
                         return Err(StepError::Final(reason));
@@ -131,7 +140,7 @@ impl Orderly {
                     }
                     None => {}
                 }
-                let state = match p.gateway.charge(id, order.total_amount).await {
+                let state = match saga.gateway.charge(id, order.total_amount).await {
                     Ok(ChargeResult::Approved { payment_id }) => PaymentState::Charged {
                         payment_id,
                         amount: order.total_amount,
@@ -176,11 +185,11 @@ impl Orderly {
             }
             Action::RefundPayment => {
                 let Some(PaymentState::Charged { payment_id, amount }) =
-                    p.payments.payment(id).await?
+                    saga.payments.payment(id).await?
                 else {
                     return Ok(false); // nothing charged, or already refunded
                 };
-                let refund_id = match p.gateway.refund(id, &payment_id, amount).await {
+                let refund_id = match saga.gateway.refund(id, &payment_id, amount).await {
                     Ok(r) => r,
                     Err(GatewayError::Transient(m)) => return Err(StepError::Retryable(m)),
                     Err(GatewayError::Fatal(m)) => return Err(StepError::Retryable(m)),
@@ -190,7 +199,9 @@ impl Orderly {
                     EventType::PaymentRefunded,
                     json!({ "paymentId": payment_id, "refundId": refund_id, "amount": amount }),
                 );
-                p.payments.record_refund(id, refund_id, event, step).await?;
+                saga.payments
+                    .record_refund(id, refund_id, event, step)
+                    .await?;
                 tracing::info!(order_id = %id, %amount, "payment refunded");
                 Ok(given)
             }
@@ -200,7 +211,7 @@ impl Orderly {
                     EventType::InventoryReleased,
                     json!({ "items": order.items }),
                 );
-                if p.reservations.release(id, event, step).await? == ReleaseOutcome::Released {
+                if saga.reservations.release(id, event, step).await? == ReleaseOutcome::Released {
                     metrics::counter!(m::INVENTORY_RELEASED).increment(1);
                     tracing::info!(order_id = %id, "inventory released");
                 }
@@ -247,7 +258,7 @@ impl Orderly {
         };
         let new_charge = matches!(state, PaymentState::Charged { .. });
         match self
-            .ports()
+            .saga()?
             .payments
             .record_charge(id, state, event, step)
             .await?

@@ -97,7 +97,8 @@ impl Orderly {
     }
 
     async fn record_step(&self, id: OrderId, record: StepRecord) -> Result<(), Redeliver> {
-        self.ports()
+        self.saga()
+            .map_err(|e| Redeliver(e.to_string()))?
             .saga_log
             .record_step(id, record)
             .await
@@ -282,7 +283,8 @@ impl Orderly {
     ) -> Result<SagaOutcome, Redeliver> {
         let id = order.order_id;
         let log = self
-            .ports()
+            .saga()
+            .map_err(|e| Redeliver(e.to_string()))?
             .saga_log
             .steps(id)
             .await

@@ -45,6 +45,6 @@ pub use error::{Error, FieldError, StoreError};
 pub use events::{DomainEvent, EventType};
 pub use model::{Order, OrderFilter, OrderItem, Page, Product, ProductSpec, Timestamp};
 pub use money::Money;
-pub use service::{Orderly, Placed, Ports, Settings};
+pub use service::{Orderly, Placed, Ports, SagaPorts, Settings};
 pub use status::OrderStatus;
 pub use types::{Email, IdempotencyKey, OrderId, ProductId, Qty, UserId};

@@ -41,7 +41,8 @@ impl Default for Settings {
     }
 }
 
-/// The adapters a running Orderly is wired with.
+/// The adapters every running Orderly is wired with: what taking, reading and cancelling
+/// orders, the catalogue, the dead letters and the subscribers' reactions use.
 #[derive(Clone)]
 pub struct Ports {
     pub orders: Arc<dyn OrderStore>,
@@ -49,29 +50,18 @@ pub struct Ports {
     pub idempotency: Arc<dyn IdempotencyStore>,
     pub readiness: Arc<dyn Readiness>,
     pub clock: Arc<dyn Clock>,
-    pub reservations: Arc<dyn Reservations>,
-    pub payments: Arc<dyn PaymentLedger>,
-    pub gateway: Arc<dyn PaymentGateway>,
-    pub saga_log: Arc<dyn SagaLog>,
     pub queue: Arc<dyn Queue>,
     pub notifications: Arc<dyn NotificationLog>,
 }
 
 impl Ports {
-    /// Every port but the clock and the gateway from one adapter that implements them all.
-    pub fn from_store<S>(
-        store: Arc<S>,
-        clock: Arc<dyn Clock>,
-        gateway: Arc<dyn PaymentGateway>,
-    ) -> Ports
+    /// Every port but the clock from one adapter that implements them all.
+    pub fn from_store<S>(store: Arc<S>, clock: Arc<dyn Clock>) -> Ports
     where
         S: OrderStore
             + Inventory
             + IdempotencyStore
             + Readiness
-            + Reservations
-            + PaymentLedger
-            + SagaLog
             + Queue
             + NotificationLog
             + 'static,
@@ -81,14 +71,43 @@ impl Ports {
             inventory: store.clone(),
             idempotency: store.clone(),
             readiness: store.clone(),
-            reservations: store.clone(),
-            payments: store.clone(),
-            saga_log: store.clone(),
             queue: store.clone(),
             notifications: store,
             clock,
+        }
+    }
+}
+
+/// The adapters only the saga's actions use (stock reservations, the payment ledger and
+/// gateway, the saga log), wired with [`Orderly::with_saga`] by the runtimes that run saga
+/// steps or compensations: the one-machine worker, the `saga-step` and `intake` functions.
+/// The `api` function, which only takes orders, goes without them.
+#[derive(Clone)]
+pub struct SagaPorts {
+    pub reservations: Arc<dyn Reservations>,
+    pub payments: Arc<dyn PaymentLedger>,
+    pub gateway: Arc<dyn PaymentGateway>,
+    pub saga_log: Arc<dyn SagaLog>,
+}
+
+impl SagaPorts {
+    /// Every saga port but the gateway from one adapter that implements them all.
+    pub fn from_store<S>(store: Arc<S>, gateway: Arc<dyn PaymentGateway>) -> SagaPorts
+    where
+        S: Reservations + PaymentLedger + SagaLog + 'static,
+    {
+        SagaPorts {
+            reservations: store.clone(),
+            payments: store.clone(),
+            saga_log: store,
             gateway,
         }
+    }
+}
+
+impl std::fmt::Debug for SagaPorts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SagaPorts").finish_non_exhaustive()
     }
 }
 
@@ -112,6 +131,8 @@ pub struct Placed {
 #[derive(Clone)]
 pub struct Orderly {
     ports: Ports,
+    /// The saga's ports, on runtimes that run saga steps; set with [`Orderly::with_saga`].
+    saga: Option<SagaPorts>,
     settings: Settings,
     /// Webhook endpoints and their delivery log, on backends that keep them (see
     /// [`crate::webhooks`]); set with [`Orderly::with_webhooks`].
@@ -137,9 +158,21 @@ impl Orderly {
     pub fn new(ports: Ports, settings: Settings) -> Orderly {
         Orderly {
             ports,
+            saga: None,
             settings,
             webhooks: None,
         }
+    }
+
+    /// The same application able to run saga steps and compensations.
+    pub fn with_saga(mut self, saga: SagaPorts) -> Orderly {
+        self.saga = Some(saga);
+        self
+    }
+
+    /// The saga's ports, when this runtime runs saga steps.
+    pub fn saga_ports(&self) -> Option<&SagaPorts> {
+        self.saga.as_ref()
     }
 
     /// The same application with a webhook store (the embedded backend has one).

@@ -6,7 +6,7 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     orderly_lambda::bootstrap(
-        |l, sdk| l.with_saga_starter(sdk),
+        |l, sdk| l.with_saga_starter(sdk).with_saga(),
         |l| async move {
             let l = &l;
             orderly_lambda::serve_json(|event| orderly_lambda::intake::handle(l, event)).await

@@ -6,7 +6,7 @@
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
     orderly_lambda::bootstrap(
-        |l, _| l,
+        |l, _| l.with_saga(),
         |l| async move {
             let l = &l;
             orderly_lambda::serve_json(|input| orderly_lambda::saga_step::handle(l, input)).await

@@ -145,7 +145,8 @@ impl Env {
         let l = Lambda::new(&cfg, deployment.clone(), tunables)
             .with_event_bus(&cfg)
             .with_sns(&cfg)
-            .with_saga_starter(&cfg);
+            .with_saga_starter(&cfg)
+            .with_saga();
         l.app.seed(SeedMode::KeepExisting).await.unwrap();
         let orders_url = sqs
             .get_queue_url()
@@ -1068,7 +1069,14 @@ async fn saga_step_runs_each_action_once_and_names_its_failures() {
     // ProcessPayment: charged, PaymentCompleted.
     env.step(ok, "ProcessPayment").await.unwrap();
     assert!(matches!(
-        env.l.app.ports().payments.payment(ok).await.unwrap(),
+        env.l
+            .app
+            .saga_ports()
+            .expect("saga ports")
+            .payments
+            .payment(ok)
+            .await
+            .unwrap(),
         Some(PaymentState::Charged { .. })
     ));
     assert_eq!(
@@ -1122,7 +1130,7 @@ async fn saga_step_runs_each_action_once_and_names_its_failures() {
     // Transient payment failures: retryable until the last attempt, then recorded and final.
     let mut tunables = Tunables::default();
     tunables.payment.transient_failures = 5;
-    let flaky = Lambda::new(&env.cfg, env.deployment.clone(), tunables);
+    let flaky = Lambda::new(&env.cfg, env.deployment.clone(), tunables).with_saga();
     let slow = env.place(order_of("PROD-010", 1)).await;
     let pay = |retry: u32| {
         saga_step::handle(
@@ -1133,7 +1141,14 @@ async fn saga_step_runs_each_action_once_and_names_its_failures() {
     let d = diagnostic(pay(0).await);
     assert_eq!(d.error_type, "Orderly.Retryable", "{}", d.error_message);
     assert_eq!(
-        env.l.app.ports().payments.payment(slow).await.unwrap(),
+        env.l
+            .app
+            .saga_ports()
+            .expect("saga ports")
+            .payments
+            .payment(slow)
+            .await
+            .unwrap(),
         None
     );
     let d = diagnostic(pay(2).await);
@@ -1144,7 +1159,14 @@ async fn saga_step_runs_each_action_once_and_names_its_failures() {
         d.error_message
     );
     assert!(matches!(
-        env.l.app.ports().payments.payment(slow).await.unwrap(),
+        env.l
+            .app
+            .saga_ports()
+            .expect("saga ports")
+            .payments
+            .payment(slow)
+            .await
+            .unwrap(),
         Some(PaymentState::Declined { .. })
     ));
     assert_eq!(

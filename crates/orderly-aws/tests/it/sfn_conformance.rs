@@ -51,7 +51,7 @@ use orderly_core::ports::{
 };
 use orderly_core::saga::{Action, FINAL, RETRYABLE, SagaDef, SagaSettings};
 use orderly_core::{
-    DomainEvent, Order, OrderFilter, OrderId, Orderly, Page, Ports, Settings, StoreError,
+    DomainEvent, Order, OrderFilter, OrderId, Orderly, Page, Ports, SagaPorts, Settings, StoreError,
 };
 use orderly_testkit::faults::RefuseConfirm;
 use orderly_testkit::memory::MemoryStore;
@@ -462,24 +462,23 @@ async fn run_locally(s: &Scenario) -> Local {
         transient_failures: s.transient_failures,
         ..SimulatorConfig::default()
     };
-    let mut ports = Ports::from_store(
-        store.clone(),
-        Arc::new(SystemClock),
-        Arc::new(PaymentSimulator::new(sim)),
-    );
+    let mut ports = Ports::from_store(store.clone(), Arc::new(SystemClock));
     let journal = Arc::new(Journal {
         store: store.clone(),
         calls: Mutex::new(Vec::new()),
     });
-    ports.saga_log = journal.clone();
-    ports.reservations = journal.clone();
-    ports.payments = journal.clone();
+    let saga = SagaPorts {
+        saga_log: journal.clone(),
+        reservations: journal.clone(),
+        payments: journal.clone(),
+        gateway: Arc::new(PaymentSimulator::new(sim)),
+    };
     ports.orders = if s.refuse_confirm {
         Arc::new(RefuseConfirm(journal.clone()))
     } else {
         journal.clone()
     };
-    let app = Orderly::new(ports, Settings::default());
+    let app = Orderly::new(ports, Settings::default()).with_saga(saga);
     app.seed(SeedMode::KeepExisting).await.unwrap();
     let engine = SagaEngine::new(app.clone(), SagaDef::orders(saga_settings()));
 
@@ -488,7 +487,13 @@ async fn run_locally(s: &Scenario) -> Local {
     let req = parse_create_order(&body).unwrap();
     let order_id = app.place_order(req, &body, None).await.unwrap().order_id;
     let outcome = engine.process(order_id).await.unwrap();
-    let logged = app.ports().saga_log.steps(order_id).await.unwrap();
+    let logged = app
+        .saga_ports()
+        .expect("saga ports")
+        .saga_log
+        .steps(order_id)
+        .await
+        .unwrap();
     let journal = journal.calls.lock().unwrap().clone();
     Local {
         order_id,

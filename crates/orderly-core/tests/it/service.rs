@@ -19,8 +19,13 @@ fn app() -> (Orderly, Arc<MemoryStore>, Arc<ManualClock>) {
     let start = Timestamp::from_millis(1_767_225_600_000).unwrap();
     let clock = Arc::new(ManualClock::new(start));
     let gateway = Arc::new(orderly_core::payment::PaymentSimulator::default());
-    let ports = Ports::from_store(store.clone(), clock.clone(), gateway);
-    (Orderly::new(ports, Settings::default()), store, clock)
+    let ports = Ports::from_store(store.clone(), clock.clone());
+    let saga = orderly_core::SagaPorts::from_store(store.clone(), gateway);
+    (
+        Orderly::new(ports, Settings::default()).with_saga(saga),
+        store,
+        clock,
+    )
 }
 
 async fn place(app: &Orderly, body: Value, key: Option<&str>) -> Result<Placed, Error> {
@@ -161,4 +166,35 @@ async fn cancel_rules() {
         app.cancel_order(missing).await,
         Err(Error::NotFound { .. })
     ));
+}
+
+/// A runtime that only takes orders (the `api` function) is wired without the saga's
+/// ports: taking an order works; a saga step asked of it is retried, never a failed order.
+#[tokio::test]
+async fn without_the_saga_ports_orders_are_taken_and_steps_are_retried() {
+    let store = Arc::new(MemoryStore::new());
+    let start = Timestamp::from_millis(1_767_225_600_000).unwrap();
+    let clock = Arc::new(ManualClock::new(start));
+    let app = Orderly::new(Ports::from_store(store.clone(), clock), Settings::default());
+    assert!(app.saga_ports().is_none());
+    app.seed(SeedMode::KeepExisting).await.unwrap();
+    let body = json!({"userId": "u1", "items": [{"productId": "PROD-001", "qty": 1}]});
+    let id = place(&app, body, None).await.unwrap().order_id;
+    let order = store.get(id).await.unwrap().expect("stored");
+    let step = app
+        .run_action(
+            orderly_core::saga::Action::ReserveInventory,
+            &order,
+            None,
+            None,
+        )
+        .await;
+    match step {
+        Err(orderly_core::actions::StepError::Retryable(why)) => {
+            assert!(why.contains("saga ports"), "{why}")
+        }
+        other => panic!("expected a retryable step error, got {other:?}"),
+    }
+    let still = store.get(id).await.unwrap().expect("stored");
+    assert_eq!(still.status, OrderStatus::Pending);
 }

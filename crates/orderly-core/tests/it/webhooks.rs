@@ -14,11 +14,7 @@ async fn fan_out_schedules_one_delivery_per_matching_active_endpoint_and_event()
     use orderly_core::ports::{Queue, SystemClock};
     use orderly_testkit::memory::MemoryStore;
     let store = Arc::new(MemoryStore::new());
-    let ports = orderly_core::Ports::from_store(
-        store.clone(),
-        Arc::new(SystemClock),
-        Arc::new(orderly_core::payment::PaymentSimulator::default()),
-    );
+    let ports = orderly_core::Ports::from_store(store.clone(), Arc::new(SystemClock));
     let plain = Orderly::new(ports, orderly_core::Settings::default());
     let order = orderly_core::OrderId::generate(chrono::Utc::now());
     let at = Timestamp::from_millis(1_767_225_600_000).unwrap();

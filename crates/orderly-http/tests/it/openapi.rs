@@ -76,8 +76,12 @@ fn app() -> (Orderly, Arc<MemoryStore>) {
     let start = Timestamp::from_millis(1_767_225_600_123).expect("time");
     let clock = Arc::new(ManualClock::new(start));
     let gateway = Arc::new(PaymentSimulator::default());
-    let ports = Ports::from_store(store.clone(), clock, gateway);
-    (Orderly::new(ports, Settings::default()), store)
+    let ports = Ports::from_store(store.clone(), clock);
+    let saga = orderly_core::SagaPorts::from_store(store.clone(), gateway);
+    (
+        Orderly::new(ports, Settings::default()).with_saga(saga),
+        store,
+    )
 }
 
 async fn place(app: &Orderly, body: Value) -> Order {

@@ -12,7 +12,7 @@ use orderly_core::input::parse_create_order;
 use orderly_core::payment::{PaymentSimulator, SimulatorConfig};
 use orderly_core::ports::{Notification, Notifier, NotifyError, SeedMode, SystemClock};
 use orderly_core::saga::{SagaDef, SagaSettings};
-use orderly_core::{OrderId, OrderStatus, Orderly, Ports, Settings};
+use orderly_core::{OrderId, OrderStatus, Orderly, Ports, SagaPorts, Settings};
 use orderly_sqlite::{SqliteOptions, SqliteStore};
 use orderly_worker::bus::QueueBus;
 use orderly_worker::{ORDERS_QUEUE, Worker, WorkerConfig};
@@ -51,12 +51,10 @@ async fn start() -> Env {
 async fn start_with(notifier: Option<Arc<dyn Notifier>>) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
-    let ports = Ports::from_store(
-        store.clone(),
-        Arc::new(SystemClock),
-        Arc::new(PaymentSimulator::new(SimulatorConfig::default())),
-    );
-    let app = Orderly::new(ports, Settings::default());
+    let ports = Ports::from_store(store.clone(), Arc::new(SystemClock));
+    let gateway = Arc::new(PaymentSimulator::new(SimulatorConfig::default()));
+    let app = Orderly::new(ports, Settings::default())
+        .with_saga(SagaPorts::from_store(store.clone(), gateway));
     app.seed(SeedMode::KeepExisting).await.unwrap();
     let mut cfg = WorkerConfig::new(SagaDef::orders(SagaSettings {
         payment_attempts: 3,
@@ -221,7 +219,13 @@ async fn redelivered_and_replayed_messages_of_finished_orders_change_nothing() {
     let before = (
         env.app.order(id).await.unwrap(),
         env.app.order_events(id).await.unwrap().len(),
-        env.app.ports().payments.payment(id).await.unwrap(),
+        env.app
+            .saga_ports()
+            .expect("saga ports")
+            .payments
+            .payment(id)
+            .await
+            .unwrap(),
         env.app
             .product(&"PROD-002".parse().unwrap())
             .await
@@ -260,7 +264,13 @@ async fn redelivered_and_replayed_messages_of_finished_orders_change_nothing() {
     let after = (
         env.app.order(id).await.unwrap(),
         env.app.order_events(id).await.unwrap().len(),
-        env.app.ports().payments.payment(id).await.unwrap(),
+        env.app
+            .saga_ports()
+            .expect("saga ports")
+            .payments
+            .payment(id)
+            .await
+            .unwrap(),
         env.app
             .product(&"PROD-002".parse().unwrap())
             .await
@@ -301,7 +311,13 @@ async fn redelivered_and_replayed_messages_of_finished_orders_change_nothing() {
     let replayed = (
         env.app.order(id).await.unwrap(),
         env.app.order_events(id).await.unwrap().len(),
-        env.app.ports().payments.payment(id).await.unwrap(),
+        env.app
+            .saga_ports()
+            .expect("saga ports")
+            .payments
+            .payment(id)
+            .await
+            .unwrap(),
         env.app
             .product(&"PROD-002".parse().unwrap())
             .await

@@ -9,7 +9,7 @@ use orderly_core::input::parse_create_order;
 use orderly_core::payment::{PaymentSimulator, SimulatorConfig};
 use orderly_core::ports::{OrderStore, PaymentState, SeedMode, StepRecord, SystemClock};
 use orderly_core::saga::{Action, SagaDef, SagaSettings};
-use orderly_core::{Order, OrderId, OrderStatus, Orderly, Ports, Settings};
+use orderly_core::{Order, OrderId, OrderStatus, Orderly, Ports, SagaPorts, Settings};
 use orderly_sqlite::{SqliteOptions, SqliteStore};
 use orderly_testkit::faults::RefuseConfirm;
 use orderly_worker::{SagaEngine, SagaOutcome};
@@ -35,15 +35,12 @@ async fn env_with(
 ) -> Env {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(SqliteStore::open(dir.path(), SqliteOptions::default()).unwrap());
-    let mut ports = Ports::from_store(
-        store.clone(),
-        Arc::new(SystemClock),
-        Arc::new(PaymentSimulator::new(sim)),
-    );
+    let mut ports = Ports::from_store(store.clone(), Arc::new(SystemClock));
+    let saga = SagaPorts::from_store(store.clone(), Arc::new(PaymentSimulator::new(sim)));
     if let Some(orders) = wrap(store) {
         ports.orders = orders;
     }
-    let app = Orderly::new(ports, Settings::default());
+    let app = Orderly::new(ports, Settings::default()).with_saga(saga);
     app.seed(SeedMode::KeepExisting).await.unwrap();
     let engine = SagaEngine::new(app.clone(), SagaDef::orders(settings()));
     Env {
@@ -92,7 +89,13 @@ impl Env {
     }
 
     async fn payment(&self, id: OrderId) -> Option<PaymentState> {
-        self.app.ports().payments.payment(id).await.unwrap()
+        self.app
+            .saga_ports()
+            .expect("saga ports")
+            .payments
+            .payment(id)
+            .await
+            .unwrap()
     }
 }
 
@@ -127,7 +130,8 @@ async fn happy_path_confirms_then_fulfilment_assigns_a_tracking_id() {
     ));
     let log: Vec<(Action, bool)> = env
         .app
-        .ports()
+        .saga_ports()
+        .expect("saga ports")
         .saga_log
         .steps(id)
         .await
@@ -184,7 +188,14 @@ async fn a_decline_releases_the_stock_and_is_never_retried() {
             "OrderFailed"
         ]
     );
-    let steps = env.app.ports().saga_log.steps(id).await.unwrap();
+    let steps = env
+        .app
+        .saga_ports()
+        .expect("saga ports")
+        .saga_log
+        .steps(id)
+        .await
+        .unwrap();
     let pay = steps
         .iter()
         .find(|s| s.action == Action::ProcessPayment)
@@ -208,7 +219,14 @@ async fn transient_payment_failures_recover_within_the_retries() {
         env.engine.process(id).await.unwrap(),
         SagaOutcome::Completed
     );
-    let steps = env.app.ports().saga_log.steps(id).await.unwrap();
+    let steps = env
+        .app
+        .saga_ports()
+        .expect("saga ports")
+        .saga_log
+        .steps(id)
+        .await
+        .unwrap();
     let pay = steps
         .iter()
         .find(|s| s.action == Action::ProcessPayment)
@@ -348,7 +366,13 @@ async fn duplicate_deliveries_change_nothing() {
             for id in [ok, declined] {
                 let o = app.order(id).await.unwrap();
                 let events = app.order_events(id).await.unwrap().len();
-                let pay = app.ports().payments.payment(id).await.unwrap();
+                let pay = app
+                    .saga_ports()
+                    .expect("saga ports")
+                    .payments
+                    .payment(id)
+                    .await
+                    .unwrap();
                 s.push(format!(
                     "{:?} {} {:?} v{}",
                     o.status, events, pay, o.version
@@ -437,7 +461,16 @@ async fn a_restarted_engine_resumes_where_the_log_says() {
             .unwrap(),
         "recorded with the effect"
     );
-    assert_eq!(env.app.ports().saga_log.steps(id).await.unwrap(), [record]);
+    assert_eq!(
+        env.app
+            .saga_ports()
+            .expect("saga ports")
+            .saga_log
+            .steps(id)
+            .await
+            .unwrap(),
+        [record]
+    );
     assert_eq!(env.stock("PROD-008").await, 390);
     assert_eq!(
         env.engine.process(id).await.unwrap(),
@@ -457,7 +490,8 @@ async fn a_restarted_engine_resumes_where_the_log_says() {
         (Action::ProcessPayment, false),
     ] {
         env.app
-            .ports()
+            .saga_ports()
+            .expect("saga ports")
             .saga_log
             .record_step(
                 id,
