@@ -64,8 +64,9 @@ pub fn tracking_id(order_id: OrderId) -> String {
 }
 
 impl Orderly {
-    /// The saga's ports; a runtime wired without them cannot run a step, which is retried
-    /// (and, the wiring staying wrong, dead-lettered) rather than failing the order.
+    /// The saga's ports. A runtime wired without them cannot run a step: that is a
+    /// retryable error (a wiring mistake, not the order's fault), never a final one that
+    /// would compensate the order.
     pub(crate) fn saga(&self) -> Result<&crate::service::SagaPorts, StepError> {
         self.saga_ports().ok_or_else(|| {
             StepError::Retryable("this runtime runs no saga steps (no saga ports wired)".into())
