@@ -350,15 +350,20 @@ pub trait Shape: Wire {
         out
     }
 
+    /// The body's own schema (the object, not a reference to it), from `components`.
+    fn own_schema(components: &[(&'static str, Value)]) -> Value {
+        components
+            .iter()
+            .find(|(n, _)| *n == Self::NAME)
+            .map(|(_, s)| s.clone())
+            .unwrap_or_default()
+    }
+
     /// The draft-04 model of the body for API Gateway: [`to_draft04`] of its schema, with
     /// the references resolved.
     fn gateway_model() -> Value {
         let components = Self::all_components();
-        let own = components
-            .iter()
-            .find(|(n, _)| *n == Self::NAME)
-            .map(|(_, s)| s.clone())
-            .unwrap_or_else(Self::schema);
+        let own = Self::own_schema(&components);
         let mut model = to_draft04(&own, &components);
         if let Value::Object(m) = &mut model {
             let mut out = Map::new();

@@ -305,12 +305,8 @@ macro_rules! request_bodies {
 
         impl PartialSchema for $name {
             fn schema() -> RefOr<Schema> {
-                let own = <$shape as Shape>::all_components()
-                    .into_iter()
-                    .find(|(n, _)| *n == <$shape as Shape>::NAME)
-                    .map(|(_, s)| s)
-                    .unwrap_or_default();
-                from_json(own)
+                let components = <$shape as Shape>::all_components();
+                from_json(<$shape as Shape>::own_schema(&components))
             }
         }
 
@@ -365,11 +361,7 @@ fn without_null(mut schema: serde_json::Value) -> serde_json::Value {
 /// The query parameters of the shape `S`, in the order it declares them.
 fn query_parameters<S: Shape>() -> Vec<utoipa::openapi::path::Parameter> {
     use utoipa::openapi::path::{ParameterBuilder, ParameterIn};
-    let own = S::all_components()
-        .into_iter()
-        .find(|(n, _)| *n == S::NAME)
-        .map(|(_, s)| s)
-        .unwrap_or_default();
+    let own = S::own_schema(&S::all_components());
     let required: Vec<&str> = own["required"]
         .as_array()
         .into_iter()
